@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import {
+  DEFAULTS,
+  SettingsSource,
+  readSettings,
+  toDidChangeConfiguration,
+  toInitializationOptions,
+} from "../src/settings";
+
+/** A `WorkspaceConfiguration`-like source over a flat object of `slm.*` keys (without the prefix). */
+function source(values: Record<string, unknown>): SettingsSource {
+  return {
+    get<T>(key: string, defaultValue: T): T {
+      return (key in values ? values[key] : defaultValue) as T;
+    },
+  };
+}
+
+describe("readSettings + toInitializationOptions", () => {
+  it("maps the defaults onto the server's defaults", () => {
+    assert.deepEqual(toInitializationOptions(readSettings(source({}))), {
+      completion: { enable: true, deadlineMs: 200, maxLines: 8, languages: [], exclude: [] },
+      model: { path: "", adapter: "" },
+      cache: { enable: true },
+      index: { enable: true },
+    });
+  });
+
+  it("maps every setting to its server key", () => {
+    const settings = readSettings(
+      source({
+        enable: false,
+        model: "/models/q.gguf",
+        adapter: "/models/lora.gguf",
+        latencyBudgetMs: 350,
+        maxLines: 3,
+        languages: ["python", "go"],
+        exclude: ["**/secrets/**"],
+        "cache.enable": false,
+        "index.enable": false,
+        serverPath: "/opt/slm-lsp",
+      }),
+    );
+    assert.deepEqual(toInitializationOptions(settings), {
+      completion: { enable: false, deadlineMs: 350, maxLines: 3, languages: ["python", "go"], exclude: ["**/secrets/**"] },
+      model: { path: "/models/q.gguf", adapter: "/models/lora.gguf" },
+      cache: { enable: false },
+      index: { enable: false },
+    });
+  });
+
+  it("does not send client-only settings to the server", () => {
+    const options = toInitializationOptions(readSettings(source({ serverPath: "/x/slm-lsp" })));
+    assert.ok(!JSON.stringify(options).includes("serverPath"));
+    assert.ok(!JSON.stringify(options).includes("/x/slm-lsp"));
+  });
+
+  it("replaces values of the wrong type with the defaults", () => {
+    const settings = readSettings(
+      source({ enable: "yes", model: 42, latencyBudgetMs: "fast", maxLines: null, languages: "python", "cache.enable": 1 }),
+    );
+    assert.equal(settings.enable, DEFAULTS.enable);
+    assert.equal(settings.model, DEFAULTS.model);
+    assert.equal(settings.latencyBudgetMs, DEFAULTS.latencyBudgetMs);
+    assert.equal(settings.maxLines, DEFAULTS.maxLines);
+    assert.deepEqual(settings.languages, []);
+    assert.equal(settings.cacheEnable, true);
+  });
+
+  it("clamps and rounds numbers into the documented ranges", () => {
+    assert.equal(readSettings(source({ latencyBudgetMs: 1 })).latencyBudgetMs, 20);
+    assert.equal(readSettings(source({ latencyBudgetMs: 1e9 })).latencyBudgetMs, 10_000);
+    assert.equal(readSettings(source({ latencyBudgetMs: 150.6 })).latencyBudgetMs, 151);
+    assert.equal(readSettings(source({ maxLines: 0 })).maxLines, 1);
+    assert.equal(readSettings(source({ maxLines: Number.NaN })).maxLines, 8);
+  });
+
+  it("trims strings and drops empty, duplicate and non-string list items", () => {
+    const settings = readSettings(source({ model: "  /m.gguf ", languages: ["python", " python ", "", 3, "rust"] }));
+    assert.equal(settings.model, "/m.gguf");
+    assert.deepEqual(settings.languages, ["python", "rust"]);
+  });
+
+  it("wraps the options as didChangeConfiguration params under `slm`", () => {
+    const settings = readSettings(source({ maxLines: 2 }));
+    assert.deepEqual(toDidChangeConfiguration(settings), { settings: { slm: toInitializationOptions(settings) } });
+  });
+
+  it("returns fresh arrays, so the server payload never aliases the settings", () => {
+    const settings = readSettings(source({ languages: ["c"] }));
+    const options = toInitializationOptions(settings);
+    options.completion.languages.push("cpp");
+    assert.deepEqual(settings.languages, ["c"]);
+  });
+});
+
+describe("package.json contributes", () => {
+  const manifest = JSON.parse(readFileSync("package.json", "utf8"));
+  const properties = manifest.contributes.configuration.properties as Record<string, { default: unknown; description?: string }>;
+
+  it("documents every setting", () => {
+    for (const [key, spec] of Object.entries(properties)) {
+      assert.ok(spec.description && spec.description.length > 10, `${key} has no description`);
+    }
+  });
+
+  it("has the same defaults as settings.ts", () => {
+    const fromManifest = readSettings(source(Object.fromEntries(Object.entries(properties).map(([k, v]) => [k.slice(4), v.default]))));
+    assert.deepEqual(fromManifest, { ...DEFAULTS });
+  });
+
+  it("declares the commands and activates on the supported languages", () => {
+    const commands = manifest.contributes.commands.map((c: { command: string }) => c.command).sort();
+    assert.deepEqual(commands, ["slm.restart", "slm.showLog", "slm.toggle"]);
+    const languages = ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java", "c", "cpp"];
+    assert.deepEqual(manifest.activationEvents, languages.map((l) => `onLanguage:${l}`));
+  });
+});

@@ -1,0 +1,214 @@
+"""The model boundary: the ``Backend`` protocol, its worker thread, and a fake.
+
+A backend completes one prompt at a time, synchronously, on the single model
+thread owned by ``Worker`` (never pygls's pool: the model must not compete with
+the thread reading stdin). Between tokens it checks the cancel event and the
+deadlines:
+
+- ``reply_at``: the soft deadline. When it passes, the backend calls
+  ``on_reply`` once with what it has, so the editor gets an answer in time,
+  and keeps generating (speculative continuation) until
+- ``stop_at``: the hard deadline, ``max_tokens``, a stop condition, or a cancel.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    max_tokens: int = 48
+    reply_at: float = float("inf")  # time.monotonic() of the soft deadline
+    stop_at: float = float("inf")  # time.monotonic() of the hard deadline
+    stop: tuple[str, ...] = ()  # generation ends where any of these appear (cut before it)
+    heal: bool = True  # token healing: re-generate the prompt's last token constrained to its text
+    should_stop: Callable[[str], bool] | None = field(default=None, compare=False)  # e.g. block ended
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    stop_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "error"
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV state was already there
+    generated_tokens: int = 0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """True when the model said all it had to say (not cut short)."""
+        return self.stop_reason == "stop"
+
+
+class Backend(Protocol):
+    """A code model. ``identity`` goes into cache keys (model + adapter hashes)."""
+
+    identity: str
+
+    def complete(
+        self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
+    ) -> Generation: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """The text before the first stop string, and whether one was found."""
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+@dataclass
+class _Job:
+    request: Request
+    cancel: threading.Event
+    result: Future
+    reply: Future
+
+
+class Worker:
+    """Runs backend calls one at a time on a dedicated thread.
+
+    ``submit`` returns two futures: the reply (at the soft deadline or the end)
+    and the final generation. A new submission cancels the job in flight: the
+    newest request wins.
+    """
+
+    def __init__(self, backend: Backend, name: str = "slm-model") -> None:
+        self.backend = backend
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._current: _Job | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, request: Request, preempt: bool = True) -> tuple[Future, Future, threading.Event]:
+        job = _Job(request, threading.Event(), Future(), Future())
+        with self._lock:
+            if preempt:
+                self._cancel_all_locked()
+            self._queue.put(job)
+        return job.reply, job.result, job.cancel
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            self._cancel_all_locked()
+
+    def _cancel_all_locked(self) -> None:
+        if self._current is not None:
+            self._current.cancel.set()
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.cancel.set()
+                gen = Generation("", "cancelled")
+                job.reply.set_result(gen)
+                job.result.set_result(gen)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            with self._lock:
+                self._current = job
+            self._execute(job)
+            with self._lock:
+                self._current = None
+
+    def _execute(self, job: _Job) -> None:
+        def on_reply(gen: Generation) -> None:
+            if not job.reply.done():
+                job.reply.set_result(gen)
+
+        try:
+            if job.cancel.is_set():
+                gen = Generation("", "cancelled")
+            else:
+                gen = self.backend.complete(job.request, job.cancel, on_reply)
+        except Exception as exc:  # the worker must survive anything a backend does
+            gen = Generation("", "error")
+            job.result.set_exception(exc)
+            on_reply(gen)
+            return
+        on_reply(gen)
+        job.result.set_result(gen)
+
+    def close(self, free: bool = True) -> None:
+        """Stop the thread; free the model only once the thread is gone (freeing it
+        under a running decode crashes llama.cpp)."""
+        self.cancel_all()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if free and not self._thread.is_alive():
+            self.backend.close()
+
+
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+\w+\s*\(([^)]*)\)[^:]*:\s*$", re.M)
+
+
+class FakeBackend:
+    """A deterministic stand-in for fast tests: no model, predictable text.
+
+    ``responses`` maps a substring of the prompt to the completion to give;
+    otherwise, after a Python ``def f(a, b):`` it returns ``return a + b``, and
+    anything else gets ``pass``. ``ms_per_token`` simulates a slow model
+    (one "token" = 4 characters) so deadlines and cancellation can be tested.
+    """
+
+    identity = "fake-model"
+
+    def __init__(self, responses: dict[str, str] | None = None, ms_per_token: float = 0.0) -> None:
+        self.responses = dict(responses or {})
+        self.ms_per_token = ms_per_token
+        self.calls: list[Request] = []
+
+    def answer(self, prompt: str) -> str:
+        for needle, text in self.responses.items():
+            if needle in prompt:
+                return text
+        # the code before the cursor: the FIM prefix plus what follows the middle token
+        head = prompt.split("<|fim_suffix|>")[0] + "\n" + prompt.split("<|fim_middle|>")[-1]
+        defs = list(_DEF.finditer(head))
+        if defs:
+            params = [p.split(":")[0].split("=")[0].strip() for p in defs[-1].group(2).split(",")]
+            params = [p for p in params if p and p not in ("self", "cls")]
+            return "return " + " + ".join(params) if params else "pass"
+        return "pass"
+
+    def complete(
+        self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
+    ) -> Generation:
+        self.calls.append(request)
+        text, _ = cut_at_stop(self.answer(request.prompt), request.stop)
+        out, replied = "", False
+        for i in range(0, len(text), 4):
+            if cancel.is_set():
+                return Generation(out, "cancelled", generated_tokens=i // 4)
+            now = time.monotonic()
+            if now >= request.stop_at or i // 4 >= request.max_tokens:
+                return Generation(out, "deadline" if now >= request.stop_at else "length", generated_tokens=i // 4)
+            if not replied and on_reply and now >= request.reply_at:
+                on_reply(Generation(out, "deadline", generated_tokens=i // 4))
+                replied = True
+            if self.ms_per_token:
+                time.sleep(self.ms_per_token / 1000)
+            out += text[i : i + 4]
+        return Generation(out, "stop", generated_tokens=(len(text) + 3) // 4)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def close(self) -> None:
+        pass

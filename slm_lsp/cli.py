@@ -1,0 +1,85 @@
+"""The ``slm-lsp`` command: the server (default) and its helper commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from slm_lsp import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slm-lsp", description="Local code completion language server.")
+    parser.add_argument("--version", action="version", version=f"slm-lsp {__version__}")
+    parser.add_argument("--tcp", action="store_true", help="serve on TCP (127.0.0.1 only) instead of stdio")
+    parser.add_argument("--port", type=int, default=2087, help="TCP port (with --tcp)")
+    parser.add_argument("--log-file", default=os.environ.get("SLM_LSP_LOG_FILE", ""), help="write logs here")
+    parser.add_argument("--log-level", default=os.environ.get("SLM_LSP_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command")
+    doc = sub.add_parser("doctor", help="check the model, grammars and cache; non-zero exit on problems")
+    doc.add_argument("--workspace", type=Path, default=None)
+    doc.add_argument("--no-load", action="store_true", help="do not load the model into llama.cpp")
+    model = sub.add_parser("model", help="assemble and verify the bundled model files")
+    model.add_argument("name", nargs="?", default="default", help="default or large")
+    index = sub.add_parser("index", help="index a repository (what retrieval uses)")
+    index.add_argument("root", type=Path)
+    index.add_argument("--store", type=Path, default=None)
+    ev = sub.add_parser("eval", help="accuracy evaluation (held-out holes or HumanEval infilling)")
+    ev.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_file, args.log_level)
+    if args.command == "doctor":
+        from slm_lsp.doctor import doctor
+
+        return doctor(args.workspace, load_model=not args.no_load)
+    if args.command == "model":
+        return _model(args.name)
+    if args.command == "index":
+        from slm_lsp.index import index_command
+
+        return index_command(args.root, args.store)
+    if args.command == "eval":
+        from slm_lsp.evaluate import main as eval_main
+
+        return eval_main(args.args)
+    from slm_lsp.server import run
+
+    run(args.port if args.tcp else None)
+    return 0
+
+
+def _model(name: str) -> int:
+    from slm_lsp import models
+
+    try:
+        key = models.ALIASES.get(name, name)
+        if key not in models.BUNDLED:
+            print(f"unknown model {name!r}; choose one of: {', '.join(models.ALIASES)}", file=sys.stderr)
+            return 2
+        path = models.assemble(models.BUNDLED[key])
+    except models.ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _setup_logging(log_file: str, level: str) -> None:
+    """Logs go to stderr (stdout carries LSP) or a file; never over the network."""
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("pygls").setLevel(logging.WARNING if root.level > logging.DEBUG else logging.DEBUG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

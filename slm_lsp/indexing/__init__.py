@@ -1,0 +1,1 @@
+"""The parts of the workspace index; ``slm_lsp.index`` is the public face."""

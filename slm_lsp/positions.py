@@ -1,0 +1,107 @@
+"""Positions and text edits: LSP's UTF-16 columns, code points, tree-sitter bytes.
+
+Pure functions over strings; fast on huge documents (no full splitlines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def line_bounds(text: str, line: int) -> tuple[int, int] | None:
+    """Start and end offsets (end excludes the line break) of a line, or None past the end."""
+    start = 0
+    for _ in range(line):
+        nl = text.find("\n", start)
+        if nl < 0:
+            return None
+        start = nl + 1
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    return start, end
+
+
+def utf16_to_codepoints(line_text: str, character: int) -> int:
+    """A UTF-16 column as a code-point column, clamped to the line."""
+    units = 0
+    for i, ch in enumerate(line_text):
+        if units >= character:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(line_text)
+
+
+def codepoints_to_utf16(line_text: str, column: int) -> int:
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in line_text[:column])
+
+
+@dataclass(frozen=True)
+class Cursor:
+    line: int  # clamped to the document
+    character: int  # code points, clamped to the line
+    line_text: str
+    in_range: bool  # False when the client's position was outside the document
+
+
+def cursor_at(text: str, line: int, character: int, utf16: bool = True) -> Cursor:
+    """The clamped cursor for an LSP position."""
+    bounds = line_bounds(text, max(line, 0))
+    in_range = bounds is not None and line >= 0
+    if bounds is None:
+        last = text.count("\n")
+        bounds = line_bounds(text, last) or (0, 0)
+        line, character = last, 1 << 30
+    line_text = text[bounds[0] : bounds[1]]
+    col = utf16_to_codepoints(line_text, max(character, 0)) if utf16 else min(max(character, 0), len(line_text))
+    in_range = in_range and 0 <= character <= codepoints_to_utf16(line_text, len(line_text))
+    return Cursor(max(line, 0), col, line_text, in_range)
+
+
+def common_prefix_len(a: str, b: str) -> int:
+    """Length of the common prefix, by bisection on C-speed slice comparisons."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@dataclass(frozen=True)
+class TextChange:
+    """One replaced span, in code-point offsets of the old text."""
+
+    start: int
+    old_end: int
+    new_end: int
+
+
+def diff_change(old: str, new: str) -> TextChange | None:
+    """The single span that turns ``old`` into ``new`` (None when equal)."""
+    if old == new:
+        return None
+    start = common_prefix_len(old, new)
+    max_tail = min(len(old), len(new)) - start
+    lo, hi = 0, max_tail
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if old[len(old) - mid :] == new[len(new) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return TextChange(start, len(old) - lo, len(new) - lo)
+
+
+def point_at(text: str, offset: int) -> tuple[int, int]:
+    """Tree-sitter point (row, UTF-8 byte column) of a code-point offset."""
+    row = text.count("\n", 0, offset)
+    line_start = text.rfind("\n", 0, offset) + 1
+    return row, len(text[line_start:offset].encode("utf-8", errors="surrogatepass"))
+
+
+def byte_offset(text: str, offset: int) -> int:
+    return len(text[:offset].encode("utf-8", errors="surrogatepass"))

@@ -1,0 +1,215 @@
+"""Snippets of the workspace for the prompt: pure functions over the index.
+
+Three kinds of candidates, each scored in [0, 1]:
+  definition  definitions, in other files, of identifiers used near the cursor:
+              closeness to the cursor times how surely the name means that
+              definition (imported from its file 1.0, beside the file 0.8, only
+              called and found elsewhere 0.5 or 0.35), over sqrt(places); only
+              the surest places count, and not at all when more than 4
+  similar     chunks of other files sharing the rarer identifiers (and their
+              snake/camel sub-words) around the cursor: the query's BM25 weight
+              found in the chunk over the query's whole weight
+  recent      the best chunks of recently used files, their score raised by recency
+Nothing under ``min_score`` is kept; the rest fills the budget best first,
+without overlaps, and is returned sorted by (path, start_line), not by score,
+so that the prompt (and llama.cpp's KV cache) stays the same while the user
+types. The query is the lines above the cursor line and the lines below it,
+never the cursor line itself, except `name(` and `name.` in it, which look up
+definitions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+from .indexing.chunks import STOPWORDS, identifier_tokens
+from .indexing.model import Chunk, Definition, FileSymbols
+from .indexing.outline import definition_text
+from .indexing.reach import NameUse, note_uses, reach_of
+from .indexing.symbols import extract
+from .indexing.tables import LexicalView
+from .languages import TEXT, detect_language
+
+QUERY_LINES = 15  # lines above the cursor line that make the query
+SUFFIX_LINES = 5  # lines below the cursor line that join it
+HEAD_LINES = 200  # the buffer's first lines are parsed for its imports (the index may lag behind)
+MAX_PLACES = 4  # a name defined in more places than this is too ambiguous to look up
+SIMILAR_KEEP = 8
+RECENT_FILES = 5
+K1, B = 1.2, 0.75
+_FAMILIES = ({"javascript", "typescript", "tsx"}, {"c", "cpp"})
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: str
+    text: str
+    score: float
+    start_line: int
+    kind: str  # "definition" | "similar" | "recent"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    snippet: Snippet
+    end_line: int
+
+
+class IndexView(Protocol):
+    def definitions_named(self, name: str) -> list[Definition]: ...
+    def symbols(self, path: str) -> FileSymbols | None: ...
+    def chunks(self, path: str | None = None) -> list[Chunk]: ...
+    def text(self, path: str, start_line: int, end_line: int) -> str | None: ...
+    def lexical(self, tokens: set[str] | frozenset[str]) -> LexicalView: ...
+
+
+def retrieve(
+    index: IndexView,
+    path: str,
+    language: str,
+    prefix: str,
+    line_prefix: str,
+    suffix: str,
+    *,
+    budget_tokens: int,
+    min_score: float,
+    recent: Sequence[str] = (),
+    count_tokens: Callable[[str], int] = lambda s: len(s) // 3 + 1,
+) -> tuple[Snippet, ...]:
+    """The snippets worth their tokens for a completion at the cursor, in a stable order."""
+    if budget_tokens <= 0:
+        return ()
+    above, below = cursor_context(prefix, suffix)
+    candidates: list[_Candidate] = []
+    if language != TEXT:
+        own = own_symbols(index, path, language, prefix)
+        candidates += definition_candidates(index, own, language, used_names(above, line_prefix, below))
+    query = identifier_tokens(above + "\n" + below)
+    if len(query) >= 3:
+        scorer = Scorer(index.lexical(query), query)
+        candidates += similar_candidates(scorer, path)
+        candidates += recent_candidates(index, scorer, path, recent)
+    passing = [c for c in candidates if c.snippet.score >= min_score]
+    return select(passing, budget_tokens, count_tokens)
+
+
+def cursor_context(prefix: str, suffix: str) -> tuple[str, str]:
+    """(the lines above the cursor line, the lines below it): the part of the query typing leaves alone."""
+    above = prefix[: prefix.rfind("\n") + 1].split("\n")[-QUERY_LINES - 1 : -1]
+    below = suffix.split("\n")[1 : SUFFIX_LINES + 1]
+    return "\n".join(above), "\n".join(below)
+
+
+def own_symbols(index: IndexView, path: str, language: str, prefix: str) -> FileSymbols:
+    """The current file's definitions and imports: as indexed, plus those in the buffer's head (maybe unsaved)."""
+    indexed = index.symbols(path) or FileSymbols(path, language)
+    head = extract(path, language, "\n".join(prefix.split("\n", HEAD_LINES)[:HEAD_LINES]))
+    imports = tuple(dict.fromkeys(indexed.imports + head.imports))
+    return FileSymbols(path, language, indexed.definitions + head.definitions, imports)
+
+
+def used_names(above: str, line_prefix: str, below: str) -> dict[str, NameUse]:
+    """Identifiers near the cursor, weighted by closeness (1.0: called on the cursor line)."""
+    uses: dict[str, NameUse] = {}
+    for distance, line in enumerate(reversed(above.split("\n"))):
+        note_uses(uses, line, 0.95 - 0.03 * distance)
+    for distance, line in enumerate(below.split("\n")):
+        note_uses(uses, line, 0.8 - 0.05 * distance)
+    note_uses(uses, line_prefix, 1.0, only_called=True)
+    return {n: u for n, u in uses.items() if len(n) > 1 and n.lower() not in STOPWORDS}
+
+
+def _compatible(language: str, path: str) -> bool:
+    other = detect_language(path)
+    return other == language or any(language in f and other in f for f in _FAMILIES)
+
+
+def definition_candidates(
+    index: IndexView, own: FileSymbols, language: str, uses: dict[str, NameUse]
+) -> list[_Candidate]:
+    local = {d.name for d in own.definitions}
+    reach = reach_of(own.path, language, own.imports)
+    found: list[_Candidate] = []
+    for name, use in uses.items():
+        if name in local:
+            continue
+        places = [
+            (reach.factor(name, d, use), d)
+            for d in index.definitions_named(reach.original(name))
+            if d.path != own.path and _compatible(language, d.path)
+        ]
+        best = max((f for f, _ in places), default=0.0)
+        places = [(f, d) for f, d in places if f == best > 0]  # guesses lose to surer places
+        if len(places) > MAX_PLACES:
+            continue
+        for factor, definition in places:
+            score = use.weight * factor / math.sqrt(len(places))
+            text = definition_text(index, definition)
+            snippet = Snippet(definition.path, text, score, definition.start_line, "definition")
+            found.append(_Candidate(snippet, definition.end_line))
+    return found
+
+
+class Scorer:
+    """BM25 over token sets, normalised: the query's weight found in a chunk over its whole weight."""
+
+    def __init__(self, view: LexicalView, query: frozenset[str]) -> None:
+        n = max(view.n_chunks, 1)
+        self.view = view
+        frequency = {t: view.document_frequency.get(t, 0) for t in query}
+        self.idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in frequency.items() if df <= view.cap}
+        self.total = sum(self.idf.values()) or 1.0
+
+    def score(self, matched: frozenset[str], size: int) -> float:
+        weight = sum(self.idf.get(t, 0.0) for t in matched)
+        if not weight:
+            return 0.0
+        average = self.view.average_tokens or 1.0
+        norm = min(1.0, (K1 + 1) / (1 + K1 * (1 - B + B * size / average)))
+        return min(1.0, weight * norm / self.total)
+
+
+def _chunk_candidate(chunk: Chunk, score: float, kind: str) -> _Candidate:
+    return _Candidate(Snippet(chunk.path, chunk.text, score, chunk.start_line, kind), chunk.end_line)
+
+
+def similar_candidates(scorer: Scorer, path: str) -> list[_Candidate]:
+    scored = [(scorer.score(m, len(c.tokens)), c) for c, m in scorer.view.matches if c.path != path]
+    scored.sort(key=lambda sc: (-sc[0], sc[1].path, sc[1].start_line))
+    return [_chunk_candidate(c, s, "similar") for s, c in scored[:SIMILAR_KEEP] if s > 0]
+
+
+def recent_candidates(index: IndexView, scorer: Scorer, path: str, recent: Sequence[str]) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    for rank, other in enumerate([p for p in dict.fromkeys(recent) if p != path][:RECENT_FILES]):
+        boost = 2.0 - rank / RECENT_FILES
+        chunks = index.chunks(other)
+        scored = sorted(((scorer.score(c.tokens, len(c.tokens)), c) for c in chunks), key=lambda sc: -sc[0])
+        found += [_chunk_candidate(c, min(1.0, s * boost), "recent") for s, c in scored[:2] if s > 0]
+    return found
+
+
+def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+    if a.snippet.text == b.snippet.text:
+        return True
+    same_file = a.snippet.path == b.snippet.path
+    return same_file and a.snippet.start_line <= b.end_line and b.snippet.start_line <= a.end_line
+
+
+def select(
+    candidates: Sequence[_Candidate], budget_tokens: int, count_tokens: Callable[[str], int]
+) -> tuple[Snippet, ...]:
+    """Best first within the budget (each snippet's text and path count), no overlaps, then in file order."""
+    chosen: list[_Candidate] = []
+    used = 0
+    for candidate in sorted(candidates, key=lambda c: (-c.snippet.score, c.snippet.path, c.snippet.start_line)):
+        if any(_overlaps(candidate, other) for other in chosen):
+            continue
+        cost = count_tokens(candidate.snippet.text) + count_tokens(candidate.snippet.path)
+        if used + cost > budget_tokens:
+            continue
+        chosen.append(candidate)
+        used += cost
+    return tuple(sorted((c.snippet for c in chosen), key=lambda s: (s.path, s.start_line)))

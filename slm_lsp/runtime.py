@@ -1,0 +1,193 @@
+"""The server's state behind the handlers: config, model loading, cache, index, status.
+
+Model loading and indexing run on background threads, so the server answers
+from the first message on (with no items until the model is ready). Problems
+reach the user through ``show`` (one message each) and the ``slm/status``
+notification; nothing here knows about LSP types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from slm_lsp import gguf, models, templates
+from slm_lsp.backend import Backend, FakeBackend
+from slm_lsp.cache import CompletionCache
+from slm_lsp.config import Config
+from slm_lsp.engine import Completion, Document, Engine
+from slm_lsp.templates import FimTemplate
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Config], tuple[Backend, FimTemplate, str]]
+
+
+def default_backend_factory(config: Config) -> tuple[Backend, FimTemplate, str]:
+    """The configured model (the bundled default when none is set), or the fake for tests."""
+    if os.environ.get("SLM_LSP_BACKEND") == "fake":
+        return FakeBackend(), templates.QWEN, "fake"
+    from slm_lsp.llama_backend import LlamaBackend
+
+    path = models.resolve(config.model.path or os.environ.get("SLM_LSP_MODEL", ""), out=None)
+    template = templates.choose(gguf.read_metadata(path))
+    adapter = Path(config.model.adapter).expanduser() if config.model.adapter else None
+    if adapter is not None and not adapter.is_file():
+        raise models.ModelError(f"LoRA adapter {adapter} does not exist. Fix model.adapter in your settings.")
+    backend = LlamaBackend(
+        path, template, adapter_path=adapter, n_ctx=config.model.n_ctx,
+        n_threads=config.model.n_threads, n_batch=config.model.n_batch,
+    )  # fmt: skip
+    return backend, template, path.name + (f" + {adapter.name}" if adapter else "")
+
+
+SETUP_ERRORS = (models.ModelError, gguf.GGUFError, templates.TemplateError)
+
+
+def cache_dir(config: Config) -> Path:
+    if config.cache.dir:
+        return Path(config.cache.dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "slm-lsp" / "completions"
+
+
+class Runtime:
+    def __init__(self, factory: BackendFactory, notify: Callable[[dict], None], show: Callable[[str], None]) -> None:
+        self.factory = factory
+        self.notify = notify
+        self.show = show
+        self.config = Config()
+        self.root: Path | None = None
+        self.engine = Engine(self.config, templates.QWEN)
+        self.model_name = ""
+        self.state = "loading"
+        self.message = "loading the model"
+        self._loader: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def configure(self, config: Config, root: Path | None, problems: list[str]) -> None:
+        self.root = root
+        self.config = self._with_toggle(config)
+        self.engine.config = self.config
+        self.engine.repo_name = root.name if root else ""
+        self._report_problems(problems)
+
+    def start(self) -> None:
+        self._loader = threading.Thread(target=self._load, name="slm-load", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            backend, template, name = self.factory(self.config)
+        except SETUP_ERRORS as exc:
+            self._fail(str(exc))
+            return
+        except Exception as exc:  # llama.cpp errors, corrupt files, ...
+            log.exception("loading the model failed")
+            self._fail(f"slm-lsp could not load the model: {exc}")
+            return
+        cache = None
+        if self.config.cache.enable:
+            try:
+                cc = self.config.cache
+                cache = CompletionCache(backend.identity, cache_dir(self.config), cc.size_mb, cc.memory_entries)
+            except Exception as exc:
+                log.warning("completion cache disabled: %s", exc)
+                cache = CompletionCache(backend.identity, None, memory_entries=self.config.cache.memory_entries)
+        self.model_name = name
+        self.engine.template = template
+        self.engine.cache = cache
+        self.engine.set_backend(backend)
+        if self.config.model.warmup:
+            self.engine.warmup()
+        self._set_state("ready" if self.config.completion.enable else "disabled", "")
+
+    def _fail(self, message: str) -> None:
+        self.engine.set_unavailable(message)
+        self._set_state("error", message)
+        self.show(message)
+
+    def reconfigure(self, config: Config, problems: list[str]) -> None:
+        old = self.config
+        self.configure(config, self.root, problems)
+        if (old.model, old.cache) != (self.config.model, self.config.cache) and self.state != "loading":
+            self.engine.set_unavailable("reloading the model")
+            self._set_state("loading", "reloading the model")
+            self.start()
+        elif self.state in ("ready", "disabled"):
+            self._set_state("ready" if self.config.completion.enable else "disabled", "")
+
+    def close(self) -> None:
+        """On shutdown: stop the model thread; the process exit frees the model."""
+        self.engine.close(free=False)
+
+    # -- documents ---------------------------------------------------------
+    def opened(self, doc: Document) -> None:
+        if self.config.model.warmup and not self.engine.unavailable:
+            self.engine.warmup(doc)
+
+    def edited(self, doc: Document | None) -> None:
+        pass
+
+    def saved(self, doc: Document | None) -> None:
+        pass
+
+    def files_changed(self, changes: list[tuple[str | None, bool]]) -> None:
+        pass
+
+    def record(self, completion: Completion) -> None:
+        if completion.source != "none":
+            self.notify(self.status())
+
+    # -- toggle and status ------------------------------------------------
+    def _toggle_file(self) -> Path:
+        key = hashlib.sha256(str(self.root or "").encode()).hexdigest()[:16]
+        return models.data_dir() / "workspaces" / f"{key}.json"
+
+    def _with_toggle(self, config: Config) -> Config:
+        try:
+            enabled = json.loads(self._toggle_file().read_text())["enabled"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return config
+        return dataclasses.replace(config, completion=dataclasses.replace(config.completion, enable=bool(enabled)))
+
+    def clear_toggle(self) -> None:
+        self._toggle_file().unlink(missing_ok=True)
+
+    def toggle(self) -> bool:
+        enabled = not self.config.completion.enable
+        path = self._toggle_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"enabled": enabled}))
+        self.config = self._with_toggle(self.config)
+        self.engine.config = self.config
+        if self.state in ("ready", "disabled"):
+            self._set_state("ready" if enabled else "disabled", "")
+        return enabled
+
+    def status(self) -> dict[str, Any]:
+        last = self.engine.last
+        return {
+            "state": self.state,
+            "message": self.message,
+            "model": self.model_name,
+            "adapter": self.config.model.adapter,
+            "lastLatencyMs": round(last.latency_ms, 1) if last else None,
+            "lastSource": last.source if last else None,
+            "lastReason": last.reason if last else None,
+            "index": {"done": 0, "total": 0},
+        }
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+        self.notify(self.status())
+
+    def _report_problems(self, problems: list[str]) -> None:
+        if problems:
+            self.show("slm-lsp settings: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))

@@ -1,0 +1,240 @@
+"""The LSP server: thin handlers over the engine. The only module importing pygls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from slm_lsp import __version__, languages, positions
+from slm_lsp.config import Config, load
+from slm_lsp.context import Edit, SyntaxTrees
+from slm_lsp.engine import Completion, Document, Engine
+from slm_lsp.runtime import BackendFactory, Runtime, default_backend_factory
+
+log = logging.getLogger(__name__)
+
+MAX_DOCUMENT_CHARS = 20_000_000  # beyond this a document is not completed at all
+
+
+class SlmServer(LanguageServer):
+    """Owns the runtime (config, model, cache, index) and the per-document trees."""
+
+    def __init__(self, backend_factory: BackendFactory) -> None:
+        super().__init__("slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.runtime = Runtime(backend_factory, notify=self.notify_status, show=self.show_error)
+        self.trees = SyntaxTrees()
+        self.texts: dict[str, str] = {}  # our copy, to turn changes into tree-sitter edits
+        self.root: Path | None = None
+        self._shown: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- out-of-band messages (called from any thread) ------------------
+    def show_error(self, message: str) -> None:
+        """One window/showMessage per distinct problem (rate-limited by identity)."""
+        with self._lock:
+            if message in self._shown:
+                return
+            self._shown.add(message)
+        self._call_soon(lambda: self.window_show_message(types.ShowMessageParams(types.MessageType.Error, message)))
+
+    def notify_status(self, status: dict[str, Any]) -> None:
+        self._call_soon(lambda: self.protocol.notify("slm/status", status))
+
+    def _call_soon(self, fn: Callable[[], None]) -> None:
+        loop = getattr(self.protocol, "_loop", None) or getattr(self, "loop", None)
+        try:
+            if loop is not None and loop.is_running():
+                loop.call_soon_threadsafe(fn)
+            else:
+                fn()
+        except Exception:  # the transport may be gone during shutdown
+            log.debug("could not send a message to the client", exc_info=True)
+
+    # -- documents -------------------------------------------------------
+    def document(self, uri: str) -> Document | None:
+        """The engine's view of an open document, or None when it is not open."""
+        text = self.texts.get(uri)
+        if text is None:
+            return None
+        doc = self.workspace.text_documents.get(uri)
+        language = languages.detect_language(uri, doc.language_id if doc else None)
+        language_id = doc.language_id or "" if doc else ""
+        return Document(uri, self.relative(uri), text, language, (doc.version or 0) if doc else 0, language_id)
+
+    def relative(self, uri: str) -> str:
+        try:
+            path = Path(to_fs_path(uri) or uri)
+        except Exception:
+            return uri.rsplit("/", 1)[-1]
+        if self.root is not None:
+            try:
+                return path.resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+    def sync(self, uri: str, text: str, language_id: str | None) -> None:
+        """Record new text and update the syntax tree incrementally."""
+        old = self.texts.get(uri)
+        self.texts[uri] = text
+        language = languages.detect_language(uri, language_id)
+        edits: list[Edit] = []
+        if old is not None and (change := positions.diff_change(old, text)) is not None:
+            edits.append(_edit(old, text, change))
+        try:
+            self.trees.update(uri, language, text, edits if old is not None else ())
+        except Exception:
+            log.exception("parsing %s failed; plain-text completion", uri)
+            self.trees.remove(uri)
+
+
+def _edit(old: str, new: str, change: positions.TextChange) -> Edit:
+    start_byte = positions.byte_offset(old, change.start)
+    return Edit(
+        start_byte=start_byte,
+        old_end_byte=start_byte + positions.byte_offset(old[change.start :], change.old_end - change.start),
+        new_end_byte=start_byte + positions.byte_offset(new[change.start :], change.new_end - change.start),
+        start_point=positions.point_at(old, change.start),
+        old_end_point=positions.point_at(old, change.old_end),
+        new_end_point=positions.point_at(new, change.new_end),
+    )
+
+
+def create_server(backend_factory: BackendFactory = default_backend_factory) -> SlmServer:
+    server = SlmServer(backend_factory)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: SlmServer, params: types.InitializeParams) -> None:
+        root = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+        ls.root = Path(to_fs_path(root)).resolve() if root and to_fs_path(root) else None
+        options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        config, problems = load(ls.root, options)
+        ls.runtime.configure(config, ls.root, problems)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: SlmServer, params: types.InitializedParams) -> None:
+        ls.runtime.start()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: SlmServer, *args) -> None:
+        ls.runtime.close()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SlmServer, params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        ls.sync(item.uri, item.text, item.language_id)
+        if (doc := ls.document(item.uri)) is not None:
+            ls.runtime.opened(doc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SlmServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        doc = ls.workspace.text_documents.get(uri)
+        if doc is not None:
+            ls.sync(uri, doc.source, doc.language_id)
+            ls.runtime.edited(ls.document(uri))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: SlmServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.runtime.saved(ls.document(params.text_document.uri))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SlmServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.texts.pop(params.text_document.uri, None)
+        ls.trees.remove(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: SlmServer, params: types.DidChangeWatchedFilesParams) -> None:
+        ls.runtime.files_changed([(to_fs_path(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes])
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: SlmServer, params: types.DidChangeConfigurationParams) -> None:
+        settings = params.settings.get("slm", params.settings) if isinstance(params.settings, dict) else {}
+        settings = settings if isinstance(settings, dict) else {}
+        if isinstance(settings.get("completion"), dict) and "enable" in settings["completion"]:
+            ls.runtime.clear_toggle()  # an explicit setting is the newest word on enabling
+        config, problems = load(ls.root, settings)
+        ls.runtime.reconfigure(config, problems)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: SlmServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        explicit = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        found = await _complete(ls, params.text_document.uri, params.position, explicit)
+        if found is None:
+            return None
+        completion, pos = found
+        if not completion.text:
+            return types.InlineCompletionList(items=[])
+        item = types.InlineCompletionItem(insert_text=completion.text, range=types.Range(pos, pos))
+        return types.InlineCompletionList(items=[item])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    async def completion(ls: SlmServer, params: types.CompletionParams) -> types.CompletionList | None:
+        explicit = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        found = await _complete(ls, params.text_document.uri, params.position, explicit)
+        if found is None or not found[0].text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(is_incomplete=True, items=[_completion_item(ls, params, found[0].text)])
+
+    @server.command("slm.toggle")
+    def toggle(ls: SlmServer, *args) -> dict[str, bool]:
+        return {"enabled": ls.runtime.toggle()}
+
+    @server.command("slm.status")
+    def status(ls: SlmServer, *args) -> dict[str, Any]:
+        return ls.runtime.status()
+
+    return server
+
+
+async def _complete(
+    ls: SlmServer, uri: str, position: types.Position, explicit: bool
+) -> tuple[Completion, types.Position] | None:
+    """Shared path of both completion requests: find the document, convert once, ask the engine."""
+    doc = ls.document(uri)
+    if doc is None or len(doc.text) > MAX_DOCUMENT_CHARS:
+        return None
+    cursor = positions.cursor_at(doc.text, position.line, position.character)
+    if not cursor.in_range:
+        return None
+    engine = ls.runtime.engine
+    completion = await engine.complete(doc, cursor.line, cursor.character, explicit=explicit, tree=ls.trees.get(uri))
+    ls.runtime.record(completion)
+    return completion, position
+
+
+def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -> types.CompletionItem:
+    """One item that also carries the word before the cursor, so clients' filtering keeps it."""
+    doc = ls.document(params.text_document.uri)
+    cursor = positions.cursor_at(doc.text if doc else "", params.position.line, params.position.character)
+    head = cursor.line_text[: cursor.character]
+    word = head[len(head.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")) :]
+    start = types.Position(params.position.line, params.position.character - positions.codepoints_to_utf16(word, len(word)))
+    new_text = word + text
+    label = new_text.split("\n", 1)[0].strip() or new_text.strip()
+    return types.CompletionItem(
+        label=label[:80],
+        kind=types.CompletionItemKind.Snippet,
+        detail="slm-lsp",
+        filter_text=new_text,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(types.Range(start, params.position), new_text),
+        sort_text="0",
+    )
+
+
+def run(tcp_port: int | None = None, backend_factory: BackendFactory = default_backend_factory) -> None:
+    server = create_server(backend_factory)
+    if tcp_port is not None:
+        server.start_tcp("127.0.0.1", tcp_port)  # loopback only: code never leaves the machine
+    else:
+        server.start_io()

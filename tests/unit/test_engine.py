@@ -1,0 +1,159 @@
+"""The engine with the deterministic fake backend: cache, typed-through, deadline, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from slm_lsp.backend import FakeBackend, Generation, Request, Worker
+from slm_lsp.cache import CompletionCache
+from slm_lsp.config import CompletionConfig, Config
+from slm_lsp.engine import Document, Engine
+from slm_lsp.templates import QWEN
+
+SOURCE = "import math\n\n\ndef add(a, b):\n    \n"
+
+
+def make_engine(backend: FakeBackend, **completion) -> Engine:
+    config = Config(completion=CompletionConfig(**completion))
+    return Engine(config, QWEN, backend=backend, cache=CompletionCache(backend.identity, None))
+
+
+def doc(text: str = SOURCE, path: str = "pkg/calc.py") -> Document:
+    return Document("file:///w/" + path, path, text, "python")
+
+
+async def wait_for_cache(engine: Engine, timeout: float = 2.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not engine.cache._memory:
+        await asyncio.sleep(0.01)
+
+
+async def test_model_answer_then_exact_cache_hit():
+    backend = FakeBackend()
+    engine = make_engine(backend)
+    first = await engine.complete(doc(), 4, 4, explicit=True)
+    assert first.source == "model" and first.text == "return a + b"
+    await wait_for_cache(engine)
+    second = await engine.complete(doc(), 4, 4, explicit=True)
+    assert second.source == "cache" and second.text == "return a + b"
+    assert len(backend.calls) == 1
+    engine.close()
+
+
+async def test_typed_through_serves_the_rest_without_the_model():
+    backend = FakeBackend()
+    engine = make_engine(backend)
+    await engine.complete(doc(), 4, 4, explicit=True)
+    await wait_for_cache(engine)
+    typed = SOURCE.replace("    \n", "    ret\n")
+    result = await engine.complete(doc(typed), 4, 7)
+    assert result.source == "typed" and result.text == "urn a + b"
+    assert len(backend.calls) == 1
+    engine.close()
+
+
+async def test_typed_through_diverging_text_asks_the_model():
+    backend = FakeBackend()
+    engine = make_engine(backend)
+    await engine.complete(doc(), 4, 4, explicit=True)
+    await wait_for_cache(engine)
+    typed = SOURCE.replace("    \n", "    x\n")
+    await engine.complete(doc(typed), 4, 5, explicit=True)
+    assert len(backend.calls) == 2
+    engine.close()
+
+
+async def test_deadline_returns_partial_text_and_speculation_fills_cache():
+    # 40 ms per 4 characters: "return a + b" takes ~120 ms, the deadline is 50 ms
+    backend = FakeBackend(ms_per_token=40)
+    engine = make_engine(backend, deadline_ms=50)
+    result = await engine.complete(doc(), 4, 4)
+    assert result.source == "model"
+    assert result.reason == "deadline"
+    assert "return a + b".startswith(result.text)
+    assert result.text != "return a + b"
+    await wait_for_cache(engine)
+    again = await engine.complete(doc(), 4, 4)
+    assert again.source == "cache" and again.text == "return a + b"
+    engine.close()
+
+
+async def test_no_speculation_means_nothing_cached_after_deadline():
+    backend = FakeBackend(ms_per_token=40)
+    engine = make_engine(backend, deadline_ms=50, speculate=False)
+    await engine.complete(doc(), 4, 4)
+    await asyncio.sleep(0.3)
+    assert not engine.cache._memory
+    engine.close()
+
+
+async def test_new_request_cancels_the_one_in_flight():
+    backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
+    engine = make_engine(backend, explicit_deadline_ms=5000, speculate=False)
+    first = asyncio.create_task(engine.complete(doc(), 4, 4, explicit=True))
+    await asyncio.sleep(0.05)
+    other = SOURCE.replace("def add", "def add2")
+    second = await engine.complete(doc(other), 4, 4, explicit=True)
+    earlier = await first
+    assert earlier.reason == "cancelled"
+    assert second.reason == "stop" and second.text.startswith("return a + b")
+    engine.close()
+
+
+async def test_disabled_excluded_and_language_filters():
+    backend = FakeBackend()
+    engine = make_engine(backend, enable=False)
+    assert (await engine.complete(doc(), 4, 4)).reason == "disabled"
+    engine = make_engine(backend, exclude=("pkg/*",))
+    assert (await engine.complete(doc(), 4, 4)).reason == "excluded"
+    engine = make_engine(backend, languages=("go",))
+    assert (await engine.complete(doc(), 4, 4)).reason == "language-disabled"
+    assert backend.calls == []
+
+
+async def test_inside_comment_no_request_unless_explicit():
+    backend = FakeBackend(responses={"# total": " of all"})
+    engine = make_engine(backend)
+    text = "# total\nx = 1\n"
+    auto = await engine.complete(Document("u", "a.py", text, "python"), 0, 7)
+    assert auto.source == "none" and auto.reason == "in-comment"
+    assert backend.calls == []
+    explicit = await engine.complete(Document("u", "a.py", text, "python"), 0, 7, explicit=True)
+    assert explicit.source == "model"
+
+
+async def test_no_model_answers_nothing_with_a_reason():
+    engine = Engine(Config(), QWEN)
+    engine.set_unavailable("model file missing")
+    result = await engine.complete(doc(), 4, 4, explicit=True)
+    assert result.text == "" and result.reason == "model file missing"
+
+
+def test_worker_survives_a_crashing_backend():
+    class Boom(FakeBackend):
+        def complete(self, request, cancel, on_reply=None):
+            if "boom" in request.prompt:
+                raise RuntimeError("boom")
+            return super().complete(request, cancel, on_reply)
+
+    worker = Worker(Boom())
+    reply, result, _ = worker.submit(Request("boom"))
+    assert reply.result(timeout=2).stop_reason == "error"
+    with pytest.raises(RuntimeError):
+        result.result(timeout=2)
+    reply, result, _ = worker.submit(Request("def f(a):\n    "))
+    assert result.result(timeout=2).text == "return a"
+    worker.close()
+
+
+def test_fake_backend_checks_cancel_between_tokens():
+    backend = FakeBackend(responses={"x": "a" * 400}, ms_per_token=5)
+    cancel = threading.Event()
+    threading.Timer(0.03, cancel.set).start()
+    gen = backend.complete(Request("x", max_tokens=1000), cancel)
+    assert gen.stop_reason == "cancelled" and 0 < len(gen.text) < 400
+    assert isinstance(gen, Generation)
