@@ -82,6 +82,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     log_level: str = "info"  # debug, info, warning, error
+    stats: bool = False  # send an slm/completionStats notification per request (benchmarks)
 
 
 class ConfigError(ValueError):

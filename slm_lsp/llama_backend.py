@@ -64,6 +64,7 @@ class LlamaBackend:
         n_ctx: int = 2048,
         n_threads: int = 0,
         n_batch: int = 64,
+        kv_reuse: bool = True,
     ) -> None:
         try:
             import llama_cpp
@@ -89,6 +90,7 @@ class LlamaBackend:
         _quiet_llama_logs()
         self.llm.verbose = False
         self.template = template
+        self.kv_reuse = kv_reuse  # False: every prompt from scratch (the benchmarks' naive baseline)
         self.n_batch = n_batch
         self.n_ctx = n_ctx
         self.n_vocab = self.llm.n_vocab()
@@ -181,7 +183,9 @@ class LlamaBackend:
         n = min(len(cached), len(tokens))
         same = cached[:n] == np.asarray(tokens[:n], dtype=cached.dtype)
         lcp = n if bool(same.all()) else int(np.argmin(same))
-        lcp = min(lcp, len(tokens) - 1)  # the last token is always evaluated: we need its logits
+        if not self.kv_reuse:
+            lcp = 0
+        lcp = max(0, min(lcp, len(tokens) - 1))  # the last token is always evaluated: we need its logits
         llm.n_tokens = lcp
         for i in range(lcp, len(tokens), self.n_batch):
             if cancel.is_set() or time.monotonic() >= stop_at:

@@ -209,7 +209,17 @@ async def _complete(
     engine = ls.runtime.engine
     completion = await engine.complete(doc, cursor.line, cursor.character, explicit=explicit, tree=ls.trees.get(uri))
     ls.runtime.record(completion)
+    if ls.runtime.config.stats:
+        ls.protocol.notify("slm/completionStats", _stats(uri, position, completion))
     return completion, position
+
+
+def _stats(uri: str, position: types.Position, c: Completion) -> dict[str, Any]:
+    return {
+        "uri": uri, "line": position.line, "character": position.character, "text": c.text,
+        "source": c.source, "reason": c.reason, "mode": c.mode, "latencyMs": c.latency_ms,
+        "modelMs": c.model_ms, "promptTokens": c.prompt_tokens, "reusedTokens": c.reused_tokens,
+    }  # fmt: skip
 
 
 def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -> types.CompletionItem:
