@@ -57,7 +57,13 @@ def _check_model(setting: str, ok, bad) -> Path | None:
         bad("model", str(exc))
         return None
     bundled = next((m for m in models.BUNDLED.values() if m.filename == path.name), None)
-    verified = " sha256 verified" if bundled and models.is_verified(path, bundled) else ""
+    verified = ""
+    if bundled is not None:
+        if models.sha256_file(path) != bundled.sha256:  # the full check, not just the marker
+            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+            bad("model", f"{path} is corrupt (sha256 mismatch); run `slm-lsp model` to assemble it again")
+            return None
+        verified = " sha256 verified"
     ok("model", f"{path} ({path.stat().st_size:,} bytes,{verified or ' user-supplied'}) in {time.monotonic() - t0:.1f}s")
     ok("model info", gguf.describe(meta))
     ok("template", f"{template.name}: {template.prefix} {template.suffix} {template.middle}")

@@ -52,6 +52,7 @@ class Completion:
     prompt_tokens: int = 0
     reused_tokens: int = 0
     mode: str = ""
+    context_chars: int = 0  # characters of repository context in the prompt
 
 
 def should_stop_block(ctx: Context, max_lines: int) -> Callable[[str], bool]:
@@ -140,12 +141,13 @@ class Engine:
         if self.worker is None or self.unavailable:
             return self._done(Completion("", "none", self.unavailable or "no model"), t0)
         gen = await self._ask_model(ctx, prompt, explicit, t0)
+        extra = {"context_chars": prompt.context_chars}
         log.debug("model %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
         text = postprocess(gen.text, ctx, max_lines=max_lines) if gen.text else ""
         result = Completion(
             text, "model", gen.stop_reason, model_ms=gen.prompt_ms + gen.generate_ms,
-            prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value,
+            prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value, **extra,
         )  # fmt: skip
         return self._done(result, t0)
 

@@ -27,11 +27,14 @@ class GGUFError(ValueError):
 
 def read_metadata(path: Path, keep_arrays: frozenset[str] = frozenset({"tokenizer.ggml.tokens"})) -> dict[str, Any]:
     """The key/value metadata. Arrays are kept only for the keys in ``keep_arrays``."""
+    fix = "Point model.path (or SLM_LSP_MODEL) at a GGUF code model, or leave it empty for the bundled default."
     try:
         with path.open("rb") as f:
             return _read(f, keep_arrays)
+    except GGUFError as exc:
+        raise GGUFError(f"{path} is not a usable model file: {exc}. {fix}") from exc
     except (OSError, struct.error, UnicodeDecodeError, MemoryError) as exc:
-        raise GGUFError(f"{path}: not a readable GGUF file ({exc})") from exc
+        raise GGUFError(f"{path} is not a readable GGUF file ({exc}); it may be truncated. {fix}") from exc
 
 
 def _read(f: BinaryIO, keep_arrays: frozenset[str]) -> dict[str, Any]:

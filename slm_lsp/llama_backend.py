@@ -14,7 +14,9 @@ Runs only on the model worker thread (see backend.Worker). Per request:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import threading
 import time
@@ -71,22 +73,15 @@ class LlamaBackend:
         except ImportError as exc:  # pragma: no cover - install problem
             raise BackendError(f"llama-cpp-python is not installed ({exc}); reinstall slm-lsp.") from exc
         threads = n_threads or max(1, (os.cpu_count() or 2))
+        chatter = io.StringIO()  # llama.cpp's load messages: kept for errors, not printed
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(model_path),
-                lora_path=str(adapter_path) if adapter_path else None,
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
-                logits_all=False,
-                # verbose=False would dup2 stdout to /dev/null while loading: on stdio
-                # that swallows LSP messages. Keep fds alone; route llama.cpp logs below.
-                verbose=True,
-            )
+            with contextlib.redirect_stderr(chatter):
+                self.llm = self._load(llama_cpp, model_path, adapter_path, n_ctx, n_batch, threads)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise BackendError(f"llama.cpp could not load {model_path.name}: {exc}. The file may be corrupt.") from exc
+            detail = chatter.getvalue().strip().splitlines()[-3:]
+            raise BackendError(
+                f"llama.cpp could not load {model_path.name}: {exc}. The file may be corrupt. {' '.join(detail)}"
+            ) from exc
         _quiet_llama_logs()
         self.llm.verbose = False
         self.template = template
@@ -101,6 +96,22 @@ class LlamaBackend:
         self._by_first_byte: dict[int, list[int]] | None = None
         self._allowed_memo: dict[bytes, np.ndarray] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _load(llama_cpp, model_path: Path, adapter_path: Path | None, n_ctx: int, n_batch: int, threads: int):
+        return llama_cpp.Llama(
+            model_path=str(model_path),
+            lora_path=str(adapter_path) if adapter_path else None,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=False,
+            # verbose=False would dup2 stdout to /dev/null while loading: on stdio that
+            # swallows LSP messages. Keep the fds alone; the caller captures sys.stderr.
+            verbose=True,
+        )
 
     def _special_ids(self, template: FimTemplate) -> set[int]:
         ids = set()

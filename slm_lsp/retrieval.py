@@ -48,7 +48,7 @@ class Snippet:
     text: str
     score: float
     start_line: int
-    kind: str  # "definition" | "similar" | "recent"
+    kind: str  # "definition" | "module" | "similar" | "recent"
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class IndexView(Protocol):
     def chunks(self, path: str | None = None) -> list[Chunk]: ...
     def text(self, path: str, start_line: int, end_line: int) -> str | None: ...
     def lexical(self, tokens: set[str] | frozenset[str]) -> LexicalView: ...
+    def files(self) -> list[str]: ...
 
 
 def retrieve(
@@ -85,7 +86,9 @@ def retrieve(
     candidates: list[_Candidate] = []
     if language != TEXT:
         own = own_symbols(index, path, language, prefix)
-        candidates += definition_candidates(index, own, language, used_names(above, line_prefix, below))
+        uses = used_names(above, line_prefix, below)
+        candidates += definition_candidates(index, own, language, uses)
+        candidates += module_candidates(index, own, language, uses)
     query = identifier_tokens(above + "\n" + below)
     if len(query) >= 3:
         scorer = Scorer(index.lexical(query), query)
@@ -149,6 +152,33 @@ def definition_candidates(
             text = definition_text(index, definition)
             snippet = Snippet(definition.path, text, score, definition.start_line, "definition")
             found.append(_Candidate(snippet, definition.end_line))
+    return found
+
+
+MODULE_LINES = 40  # a module's outline is cut to this many lines
+
+
+def module_candidates(
+    index: IndexView, own: FileSymbols, language: str, uses: dict[str, NameUse]
+) -> list[_Candidate]:
+    """Outlines of imported modules used as `module.` near the cursor (`from pkg import module`)."""
+    reach = reach_of(own.path, language, own.imports)
+    wanted = {name: use for name, use in uses.items() if name in reach.imported and use.called and not use.attribute}
+    if not wanted:
+        return []
+    stems_of = {path.rsplit(".", 1)[0]: path for path in index.files() if path != own.path}
+    found: list[_Candidate] = []
+    for name, use in wanted.items():
+        original, stems = reach.imported[name]
+        path = next((stems_of[s] for s in sorted(stems) if s.endswith(original) and s in stems_of), None)
+        symbols = index.symbols(path) if path else None
+        if symbols is None or not symbols.definitions:
+            continue
+        top = [d for d in symbols.definitions if not d.parent]
+        text = "\n\n".join(definition_text(index, d) for d in top)
+        lines = text.split("\n")[:MODULE_LINES]
+        end = max(d.end_line for d in top)
+        found.append(_Candidate(Snippet(symbols.path, "\n".join(lines), use.weight, top[0].start_line, "module"), end))
     return found
 
 

@@ -23,6 +23,7 @@ from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config
 from slm_lsp.engine import Completion, Document, Engine
 from slm_lsp.templates import FimTemplate
+from slm_lsp.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,23 @@ def cache_dir(config: Config) -> Path:
     return Path(base) / "slm-lsp" / "completions"
 
 
+def _no_progress(kind: str, done: int, total: int, path: str) -> None:
+    pass
+
+
 class Runtime:
-    def __init__(self, factory: BackendFactory, notify: Callable[[dict], None], show: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        factory: BackendFactory,
+        notify: Callable[[dict], None],
+        show: Callable[[str], None],
+        progress: Callable[[str, int, int, str], None] = _no_progress,
+    ) -> None:
         self.factory = factory
         self.notify = notify
         self.show = show
+        self.progress = progress
+        self.workspace: Workspace | None = None
         self.config = Config()
         self.root: Path | None = None
         self.engine = Engine(self.config, templates.QWEN)
@@ -69,6 +82,7 @@ class Runtime:
         self.state = "loading"
         self.message = "loading the model"
         self._loader: threading.Thread | None = None
+        self._last_opened: Document | None = None
 
     # -- lifecycle -------------------------------------------------------
     def configure(self, config: Config, root: Path | None, problems: list[str]) -> None:
@@ -81,6 +95,18 @@ class Runtime:
     def start(self) -> None:
         self._loader = threading.Thread(target=self._load, name="slm-load", daemon=True)
         self._loader.start()
+        if self.workspace is None and self.root is not None and self.config.index.enable:
+            self.start_index(self.root)
+
+    def start_index(self, root: Path) -> None:
+        def progress(kind: str, done: int, total: int, path: str) -> None:
+            self.progress(kind, done, total, path)
+            if kind == "end":
+                self.notify(self.status())
+
+        self.workspace = Workspace(root, self.config.index, progress)
+        self.engine.retriever = self.workspace.snippets
+        self.workspace.start()
 
     def _load(self) -> None:
         try:
@@ -105,7 +131,7 @@ class Runtime:
         self.engine.cache = cache
         self.engine.set_backend(backend)
         if self.config.model.warmup:
-            self.engine.warmup()
+            self.engine.warmup(self._last_opened)
         self._set_state("ready" if self.config.completion.enable else "disabled", "")
 
     def _fail(self, message: str) -> None:
@@ -125,21 +151,32 @@ class Runtime:
 
     def close(self) -> None:
         """On shutdown: stop the model thread; the process exit frees the model."""
+        if self.workspace is not None:
+            self.workspace.close()
         self.engine.close(free=False)
 
     # -- documents ---------------------------------------------------------
     def opened(self, doc: Document) -> None:
+        self._last_opened = doc
+        if self.workspace is not None:
+            self.workspace.touched(doc)
         if self.config.model.warmup and not self.engine.unavailable:
             self.engine.warmup(doc)
 
     def edited(self, doc: Document | None) -> None:
-        pass
+        if doc is not None and self.workspace is not None:
+            self.workspace.touched(doc)
 
     def saved(self, doc: Document | None) -> None:
-        pass
+        if doc is not None and self.workspace is not None:
+            self.workspace.saved(self.workspace.root / doc.path)
 
     def files_changed(self, changes: list[tuple[str | None, bool]]) -> None:
-        pass
+        if self.workspace is None:
+            return
+        for path, deleted in changes:
+            if path:
+                self.workspace.changed(Path(path), deleted)
 
     def record(self, completion: Completion) -> None:
         if completion.source != "none":
@@ -173,6 +210,7 @@ class Runtime:
 
     def status(self) -> dict[str, Any]:
         last = self.engine.last
+        ws = self.workspace
         return {
             "state": self.state,
             "message": self.message,
@@ -181,7 +219,7 @@ class Runtime:
             "lastLatencyMs": round(last.latency_ms, 1) if last else None,
             "lastSource": last.source if last else None,
             "lastReason": last.reason if last else None,
-            "index": {"done": 0, "total": 0},
+            "index": {"done": ws.done, "total": ws.total, "ready": ws.ready} if ws else {"done": 0, "total": 0},
         }
 
     def _set_state(self, state: str, message: str) -> None:

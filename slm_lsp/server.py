@@ -28,7 +28,7 @@ class SlmServer(LanguageServer):
 
     def __init__(self, backend_factory: BackendFactory) -> None:
         super().__init__("slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.runtime = Runtime(backend_factory, notify=self.notify_status, show=self.show_error)
+        self.runtime = Runtime(backend_factory, notify=self.notify_status, show=self.show_error, progress=self.progress)
         self.trees = SyntaxTrees()
         self.texts: dict[str, str] = {}  # our copy, to turn changes into tree-sitter edits
         self.root: Path | None = None
@@ -46,6 +46,27 @@ class SlmServer(LanguageServer):
 
     def notify_status(self, status: dict[str, Any]) -> None:
         self._call_soon(lambda: self.protocol.notify("slm/status", status))
+
+    def progress(self, kind: str, done: int, total: int, path: str) -> None:
+        """Indexing progress as LSP work-done progress (when the client supports it)."""
+        token = "slm-lsp/index"
+
+        def send() -> None:
+            caps = self.client_capabilities.window
+            if not (caps and caps.work_done_progress):
+                return
+            progress = self.work_done_progress
+            if kind == "begin":
+                progress.create(token)
+                progress.begin(token, types.WorkDoneProgressBegin(title="slm-lsp: indexing", percentage=0))
+            elif kind == "report" and token in progress.tokens:
+                pct = int(100 * done / total) if total else 0
+                progress.report(token, types.WorkDoneProgressReport(message=f"{done}/{total} {path}", percentage=pct))
+            elif kind == "end" and token in progress.tokens:
+                progress.end(token, types.WorkDoneProgressEnd(message=f"{done} files"))
+                progress.tokens.pop(token, None)
+
+        self._call_soon(send)
 
     def _call_soon(self, fn: Callable[[], None]) -> None:
         loop = getattr(self.protocol, "_loop", None) or getattr(self, "loop", None)
@@ -219,6 +240,7 @@ def _stats(uri: str, position: types.Position, c: Completion) -> dict[str, Any]:
         "uri": uri, "line": position.line, "character": position.character, "text": c.text,
         "source": c.source, "reason": c.reason, "mode": c.mode, "latencyMs": c.latency_ms,
         "modelMs": c.model_ms, "promptTokens": c.prompt_tokens, "reusedTokens": c.reused_tokens,
+        "contextChars": c.context_chars,
     }  # fmt: skip
 
 

@@ -1,0 +1,6 @@
+"""Accuracy evaluation: held-out holes in a repository, and HumanEval infilling.
+
+``holes`` punches holes at syntax boundaries, ``metrics`` scores completions,
+``runner`` drives the server's own ``Engine``, ``repo`` and ``humaneval`` are the
+two benchmarks; ``slm_lsp.evaluate`` is the command line (``slm-lsp eval``).
+"""
