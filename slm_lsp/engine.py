@@ -55,6 +55,10 @@ class Completion:
     context_chars: int = 0  # characters of repository context in the prompt
 
 
+def _second_line_started(text: str) -> bool:
+    return "\n" in text[1:] if text.startswith("\n") else "\n" in text
+
+
 def should_stop_block(ctx: Context, max_lines: int) -> Callable[[str], bool]:
     """A cheap early stop for blocks: enough lines, or a line dedented out of the block."""
     base = len(ctx.indent)
@@ -170,14 +174,15 @@ class Engine:
         request = self.request_for(ctx, prompt, explicit, t0)
         assert self.worker is not None
         reply, result, _cancel = self.worker.submit(request)
-        result.add_done_callback(lambda fut: self._store(prompt.text, fut))
+        speculate = self.config.completion.speculate and ctx.mode is Mode.LINE
+        result.add_done_callback(lambda fut: self._store(prompt.text, fut, speculate))
         timeout = max(0.0, request.reply_at + GRACE_S - time.monotonic())
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reply)), timeout)
         except asyncio.TimeoutError:
             return Generation("", "deadline")
 
-    def _store(self, prompt: str, fut: Future) -> None:
+    def _store(self, prompt: str, fut: Future, speculate: bool = False) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         gen: Generation = fut.result()
@@ -187,6 +192,29 @@ class Engine:
             return
         if gen.stop_reason in ("stop", "length") and gen.text:
             self.cache.put(prompt, gen.text)
+            if speculate and gen.stop_reason == "stop":
+                self._speculate_next_line(prompt + gen.text)
+
+    def _speculate_next_line(self, prompt: str) -> None:
+        """Generate the line after an answered one, in the background, for the cache:
+        when the user accepts and presses Enter, the next suggestion is a typed-through hit."""
+        if self.worker is None or self.unavailable:
+            return
+        request = Request(
+            prompt, max_tokens=self.config.completion.max_tokens, stop_at=time.monotonic() + SPECULATE_S,
+            heal=False, should_stop=_second_line_started,
+        )  # fmt: skip
+        _reply, result, _cancel = self.worker.submit(request, preempt=False)
+        result.add_done_callback(lambda fut: self._store_next_line(prompt, fut))
+
+    def _store_next_line(self, prompt: str, fut: Future) -> None:
+        if self.cache is None or fut.cancelled() or fut.exception() is not None:
+            return
+        gen: Generation = fut.result()
+        text = gen.text
+        if gen.stop_reason in ("stop", "length") and text.startswith("\n") and text.strip():
+            cut = text.find("\n", 1)
+            self.cache.put(prompt, text if cut < 0 else text[:cut])
 
     def _done(self, completion: Completion, t0: float) -> Completion:
         completion = _with_latency(completion, (time.monotonic() - t0) * 1000)

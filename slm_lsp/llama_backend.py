@@ -211,6 +211,7 @@ class LlamaBackend:
     def _generate(self, request, cancel, on_reply, heal: bytes, stats: dict, t1: float) -> Generation:
         out, replied, count, reason = b"", False, 0, "length"
         pending_heal = heal
+        step = 0.0  # how long the last token took: reply early rather than one token late
         while count < request.max_tokens:
             if cancel.is_set():
                 reason = "cancelled"
@@ -219,7 +220,7 @@ class LlamaBackend:
             if now >= request.stop_at:
                 reason = "deadline"
                 break
-            if not replied and on_reply is not None and now >= request.reply_at:
+            if not replied and on_reply is not None and now + step >= request.reply_at:
                 text = _decode(out)
                 on_reply(Generation(text, "deadline", generated_tokens=count, **stats))
                 replied = True
@@ -239,6 +240,7 @@ class LlamaBackend:
                 out, reason = text.encode(), "stop"
                 break
             self.llm.eval([token])
+            step = time.monotonic() - now
         text, _ = cut_at_stop(_decode(out), request.stop)
         return Generation(text, reason, generated_tokens=count, generate_ms=(time.monotonic() - t1) * 1000, **stats)
 

@@ -58,7 +58,7 @@ async def test_typed_through_serves_the_rest_without_the_model():
 
 async def test_typed_through_diverging_text_asks_the_model():
     backend = FakeBackend()
-    engine = make_engine(backend)
+    engine = make_engine(backend, speculate=False)
     await engine.complete(doc(), 4, 4, explicit=True)
     await wait_for_cache(engine)
     typed = SOURCE.replace("    \n", "    x\n")
@@ -157,3 +157,24 @@ def test_fake_backend_checks_cancel_between_tokens():
     gen = backend.complete(Request("x", max_tokens=1000), cancel)
     assert gen.stop_reason == "cancelled" and 0 < len(gen.text) < 400
     assert isinstance(gen, Generation)
+
+
+async def test_next_line_is_speculated_after_a_line_answer():
+    """After a line completion, the line after it is generated in the background:
+    accepting and pressing Enter is then a typed-through hit, no model call."""
+    text = "def area(w, h):\n    result = w * h\n    \n"
+    backend = FakeBackend(responses={"result = w * h\n    return result": "\n    print(result)\n", "result = w * h\n    ret": "urn result"})
+    engine = make_engine(backend)
+    typed = "def area(w, h):\n    result = w * h\n    ret\n"
+    first = await engine.complete(Document("u", "a.py", typed, "python"), 2, 7, explicit=True)
+    assert first.text == "urn result"
+    end = time.monotonic() + 2
+    while time.monotonic() < end and len(backend.calls) < 2:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert len(backend.calls) == 2  # the speculative next line
+    accepted = "def area(w, h):\n    result = w * h\n    return result\n    \n"
+    nxt = await engine.complete(Document("u", "a.py", accepted, "python"), 3, 4)
+    assert nxt.source == "typed" and nxt.text == "print(result)"
+    assert len(backend.calls) == 2
+    engine.close()

@@ -1,0 +1,134 @@
+"""``slm-lsp eval``: accuracy of the server's completions.
+
+    slm-lsp eval --repo DIR [--holdout-fraction F] [--limit N] [--seed S] [--modes none,repo] [--json OUT]
+    slm-lsp eval --humaneval single-line|multi-line|random-span [--data-dir PATH] [--limit N] [--json OUT]
+
+Both go through the server's ``Engine`` and model (explicit requests, no cache,
+a 20 s deadline); see ``slm_lsp.evaluation`` for how holes are made and scored.
+Prints a table; ``--json`` writes the summary and every record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TextIO
+
+from slm_lsp.config import Config
+from slm_lsp.evaluation import humaneval, repo
+from slm_lsp.evaluation.runner import DEADLINE_MS, build_engine, eval_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slm-lsp eval", description=__doc__.split("\n\n")[0])
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--repo", type=Path, help="a repository: hold out files, punch holes, complete them")
+    what.add_argument("--humaneval", choices=sorted(humaneval.BENCHMARKS), help="HumanEval infilling benchmark")
+    parser.add_argument("--holdout-fraction", type=float, default=0.2, help="share of source files held out (repo)")
+    parser.add_argument("--limit", type=int, default=None, help="holes / problems (repo default: 100; humaneval: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the holdout and every sample")
+    parser.add_argument("--modes", default="none,repo", help="comma-separated: none (no retrieval), repo")
+    parser.add_argument("--data-dir", type=Path, default=None, help=f"HumanEval data (default ${humaneval.ENV_DIR})")
+    parser.add_argument("--deadline-ms", type=int, default=DEADLINE_MS, help="explicit-request deadline")
+    parser.add_argument("--max-tokens", type=int, default=None, help="override completion.max_tokens")
+    parser.add_argument("--max-lines", type=int, default=None, help="override completion.max_lines")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    parser.add_argument("--summary-only", action="store_true", help="leave the per-hole records out of --json")
+    return parser
+
+
+def main(argv: list[str] | None = None, factory: Callable | None = None, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv[1:] if argv[:1] == ["--"] else argv)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if args.repo is not None and (not modes or set(modes) - set(repo.MODES)):
+        print(f"slm-lsp eval: --modes takes {', '.join(repo.MODES)}", file=sys.stderr)
+        return 2
+    if args.repo is not None and not args.repo.is_dir():
+        print(f"slm-lsp eval: not a directory: {args.repo}", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("max_tokens", args.max_tokens), ("max_lines", args.max_lines)) if v is not None}
+    config = eval_config(Config(), args.deadline_ms, **overrides)
+    try:
+        engine, model = build_engine(config, factory)
+    except Exception as exc:  # a missing or broken model: say so, no stack trace
+        print(f"slm-lsp eval: could not load the model: {exc}", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    try:
+        report = _run(args, engine, config, modes)
+    except FileNotFoundError as exc:
+        print(f"slm-lsp eval: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.close()
+    report = {"model": model, "command": _command(argv), "settings": _settings(args, config, modes),
+              "seconds": round(time.monotonic() - started, 1), **report}  # fmt: skip
+    print(render(report), file=out)
+    if args.json is not None:
+        if args.summary_only:
+            report = {k: v for k, v in report.items() if k != "records"}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def _run(args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...]) -> dict:
+    if args.repo is not None:
+        limit = 100 if args.limit is None else args.limit
+        return repo.run_repo(
+            engine, args.repo, fraction=args.holdout_fraction, limit=limit, seed=args.seed, modes=modes, config=config
+        )
+    data_dir = args.data_dir or humaneval.default_data_dir()
+    return humaneval.run_humaneval(engine, args.humaneval, data_dir, limit=args.limit, seed=args.seed)
+
+
+def _settings(args: argparse.Namespace, config: Config, modes: tuple[str, ...]) -> dict:
+    c = config.completion
+    settings = {"limit": args.limit, "seed": args.seed, "deadline_ms": c.explicit_deadline_ms,
+                "max_tokens": c.max_tokens, "max_lines": c.max_lines}  # fmt: skip
+    if args.repo is not None:
+        settings |= {"holdout_fraction": args.holdout_fraction, "modes": list(modes),
+                     "retrieval_tokens": config.index.retrieval_tokens, "min_score": config.index.min_score}  # fmt: skip
+    return settings
+
+
+def _command(argv: list[str]) -> str:
+    return "slm-lsp eval " + " ".join(a for a in argv if a != "--")
+
+
+COLUMNS = (
+    ("n", "n", "{:d}"), ("exact", "exact", "{:.3f}"), ("edit_similarity", "edit_sim", "{:.3f}"),
+    ("identifier_f1", "ident_f1", "{:.3f}"), ("passed", "pass@1", "{:.3f}"), ("parses", "parses", "{:.3f}"),
+    ("empty", "empty", "{:.3f}"), ("overlong", "overlong", "{:.3f}"),
+    ("latency_mean_ms", "lat_mean", "{:.0f}"), ("latency_p95_ms", "lat_p95", "{:.0f}"),
+)  # fmt: skip
+
+
+def render(report: dict) -> str:
+    """A plain-text table of the summary (one row per mode and kind, or one row)."""
+    summary = report["summary"]
+    rows = [((report["benchmark"],), summary)] if "n" in summary else [
+        ((mode, kind), row) for mode, kinds in summary.items() for kind, row in sorted(kinds.items(), key=_kind_order)
+    ]  # fmt: skip
+    columns = [c for c in COLUMNS if any(c[0] in row for _, row in rows)]
+    width = max(len(" ".join(label)) for label, _ in rows)
+    lines = [f"{'':<{width}}  " + " ".join(f"{title:>9}" for _, title, _ in columns)]
+    for label, row in rows:
+        cells = " ".join(f"{fmt.format(row[key]):>9}" for key, _, fmt in columns)
+        lines.append(f"{' '.join(label):<{width}}  {cells}")
+    head = f"{report['benchmark']} {report.get('repo', report.get('data', ''))} model={report.get('model', '')}"
+    return head + f" ({report.get('seconds', 0)} s)\n" + "\n".join(lines)
+
+
+def _kind_order(item: tuple[str, dict]) -> int:
+    order = ("line", "rest-of-line", "block", "function-body", "all")
+    return order.index(item[0]) if item[0] in order else len(order)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
