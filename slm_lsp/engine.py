@@ -93,12 +93,23 @@ class Engine:
         self.worker: Worker | None = Worker(backend) if backend is not None else None
         self.unavailable = "" if backend is not None else "loading the model"  # why there is no model
         self.last: Completion | None = None
+        self.large: tuple[Worker, CompletionCache | None] | None = None
 
     def set_backend(self, backend: Backend) -> None:
         old, self.worker = self.worker, Worker(backend)
         self.unavailable = ""
         if old is not None:
             old.close()
+
+    def set_large(self, backend: Backend, cache: CompletionCache | None) -> None:
+        """The router's second model: explicitly invoked requests go to it."""
+        self.large = (Worker(backend, name="slm-model-large"), cache)
+
+    def route(self, explicit: bool) -> tuple[Worker | None, CompletionCache | None]:
+        """Automatic requests: the small, fast model. Explicit ones: the large one, when configured."""
+        if explicit and self.large is not None:
+            return self.large
+        return self.worker, self.cache
 
     def set_unavailable(self, reason: str) -> None:
         self.unavailable = reason
@@ -139,12 +150,15 @@ class Engine:
         if ctx.mode is Mode.NONE:
             return self._done(Completion("", "none", ctx.reason, mode=ctx.mode.value), t0)
         max_lines = self.config.completion.max_lines
-        if self.cache is not None and (hit := self.cache.get(prompt.text)) is not None:
+        worker, cache = self.route(explicit)
+        if cache is not None and (hit := cache.get(prompt.text)) is not None:
             text = postprocess(hit.text, ctx, max_lines=max_lines)
             return self._done(Completion(text, hit.source, mode=ctx.mode.value), t0)
-        if self.worker is None or self.unavailable:
+        if worker is None or self.unavailable:
             return self._done(Completion("", "none", self.unavailable or "no model"), t0)
-        gen = await self._ask_model(ctx, prompt, explicit, t0)
+        if worker is not self.worker and self.worker is not None:
+            self.worker.cancel_all()  # two models must not share the cores
+        gen = await self._ask_model(ctx, prompt, explicit, t0, worker, cache)
         extra = {"context_chars": prompt.context_chars}
         log.debug("model %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
@@ -170,28 +184,29 @@ class Engine:
             should_stop=should_stop_block(ctx, cfg.max_lines) if block else None,
         )
 
-    async def _ask_model(self, ctx: Context, prompt: Prompt, explicit: bool, t0: float) -> Generation:
+    async def _ask_model(
+        self, ctx: Context, prompt: Prompt, explicit: bool, t0: float, worker: Worker, cache: CompletionCache | None
+    ) -> Generation:
         request = self.request_for(ctx, prompt, explicit, t0)
-        assert self.worker is not None
-        reply, result, _cancel = self.worker.submit(request)
-        speculate = self.config.completion.speculate and ctx.mode is Mode.LINE
-        result.add_done_callback(lambda fut: self._store(prompt.text, fut, speculate))
+        reply, result, _cancel = worker.submit(request)
+        speculate = self.config.completion.speculate and ctx.mode is Mode.LINE and worker is self.worker
+        result.add_done_callback(lambda fut: self._store(prompt.text, fut, speculate, cache))
         timeout = max(0.0, request.reply_at + GRACE_S - time.monotonic())
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reply)), timeout)
         except asyncio.TimeoutError:
             return Generation("", "deadline")
 
-    def _store(self, prompt: str, fut: Future, speculate: bool = False) -> None:
+    def _store(self, prompt: str, fut: Future, speculate: bool, cache: CompletionCache | None) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         gen: Generation = fut.result()
         log.debug("final %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
-        if self.cache is None:
+        if cache is None:
             return
         if gen.stop_reason in ("stop", "length") and gen.text:
-            self.cache.put(prompt, gen.text)
+            cache.put(prompt, gen.text)
             if speculate and gen.stop_reason == "stop":
                 self._speculate_next_line(prompt + gen.text)
 
@@ -236,6 +251,8 @@ class Engine:
     def close(self, free: bool = True) -> None:
         if self.worker is not None:
             self.worker.close(free=free)
+        if self.large is not None:
+            self.large[0].close(free=free)
         if self.cache is not None:
             self.cache.close()
 

@@ -133,6 +133,21 @@ class Runtime:
         if self.config.model.warmup:
             self.engine.warmup(self._last_opened)
         self._set_state("ready" if self.config.completion.enable else "disabled", "")
+        if self.config.model.large_path:
+            self._load_large()
+
+    def _load_large(self) -> None:
+        """The router's model for explicit requests; on failure explicit requests use the small one."""
+        large = dataclasses.replace(self.config.model, path=self.config.model.large_path, adapter="")
+        try:
+            backend, _template, name = self.factory(dataclasses.replace(self.config, model=large))
+        except Exception as exc:
+            self.show(f"slm-lsp: the model for explicit requests could not be loaded ({exc}); using the default one.")
+            return
+        cache = self.engine.cache and CompletionCache(backend.identity, None, memory_entries=256)
+        self.engine.set_large(backend, cache)
+        self.model_name += f" (explicit: {name})"
+        self.notify(self.status())
 
     def _fail(self, message: str) -> None:
         self.engine.set_unavailable(message)

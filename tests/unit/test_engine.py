@@ -178,3 +178,15 @@ async def test_next_line_is_speculated_after_a_line_answer():
     assert nxt.source == "typed" and nxt.text == "print(result)"
     assert len(backend.calls) == 2
     engine.close()
+
+
+async def test_router_sends_explicit_requests_to_the_large_model():
+    small = FakeBackend(responses={"def add": "return a + b"})
+    large = FakeBackend(responses={"def add": "return sum((a, b))"})
+    engine = make_engine(small)
+    engine.set_large(large, CompletionCache("large", None))
+    auto = await engine.complete(doc(), 4, 4)
+    explicit = await engine.complete(doc(), 4, 4, explicit=True)
+    assert auto.text == "return a + b" and explicit.text == "return sum((a, b))"
+    assert len(large.calls) == 1
+    engine.close()
