@@ -38,7 +38,7 @@ COMMENT_STARTS = ("#", "//", "/*", "*", '"""', "'''", '"', "'", "`", "--")
 
 KEY_MIN_S, KEY_MAX_S = 0.080, 0.150  # pause between two keys
 PAUSE_P = 0.06  # chance that a key is preceded by a longer pause instead
-PAUSE_MIN_S, PAUSE_MAX_S = 0.300, 0.800  # thinking; the first key of a line always has one
+PAUSE_MIN_S, PAUSE_MAX_S = 0.300, 0.800  # moving to a line, thinking
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,17 @@ def split_indent(line: str) -> tuple[str, str]:
 
 
 def typing_delays(text: str, seed: str | int) -> list[float]:
-    """Seconds before each character of text: 80-150 ms, sometimes a 300-800 ms pause; a pause first."""
+    """Seconds before each keystroke of retyping a line: len(text) + 1 delays.
+
+    delays[0] comes before deleting the line (moving there) and delays[1]
+    before its first character (thinking): both 300-800 ms pauses. Each later
+    key follows 80-150 ms after the previous one, or with chance PAUSE_P a
+    300-800 ms pause.
+    """
     rng = random.Random(f"{seed}:keys")
     delays = []
-    for i in range(len(text)):
-        if i == 0 or rng.random() < PAUSE_P:
+    for i in range(len(text) + 1):
+        if i < 2 or rng.random() < PAUSE_P:
             delays.append(rng.uniform(PAUSE_MIN_S, PAUSE_MAX_S))
         else:
             delays.append(rng.uniform(KEY_MIN_S, KEY_MAX_S))
@@ -268,7 +274,7 @@ class Canvas:
         for s in range(steps + 1):
             x, y = x0 + (x1 - x0) * s // steps, y0 + (y1 - y0) * s // steps
             for d in range(width):
-                self.dot(x + (d if y0 == y1 else 0), y + (0 if y0 == y1 else d), rgb)
+                self.dot(x + (0 if y0 == y1 else d), y + (d if y0 == y1 else 0), rgb)
 
     def text(self, x: int, y: int, text: str, rgb: tuple[int, int, int] = (0, 0, 0), scale: int = 2) -> None:
         for k, ch in enumerate(text.upper()):

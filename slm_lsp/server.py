@@ -198,9 +198,11 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
         item = types.InlineCompletionItem(insert_text=completion.text, range=types.Range(pos, pos))
         return types.InlineCompletionList(items=[item])
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))
     async def completion(ls: SlmServer, params: types.CompletionParams) -> types.CompletionList | None:
         explicit = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        if not explicit and _has_inline_completion(ls):
+            return types.CompletionList(is_incomplete=True, items=[])  # ghost text already shows it
         found = await _complete(ls, params.text_document.uri, params.position, explicit)
         if found is None or not found[0].text:
             return types.CompletionList(is_incomplete=True, items=[])
@@ -242,6 +244,11 @@ def _stats(uri: str, position: types.Position, c: Completion) -> dict[str, Any]:
         "modelMs": c.model_ms, "promptTokens": c.prompt_tokens, "reusedTokens": c.reused_tokens,
         "contextChars": c.context_chars,
     }  # fmt: skip
+
+
+def _has_inline_completion(ls: SlmServer) -> bool:
+    text_document = ls.client_capabilities.text_document
+    return bool(text_document and text_document.inline_completion is not None)
 
 
 def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -> types.CompletionItem:
