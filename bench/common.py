@@ -97,7 +97,7 @@ def candidate_lines(text: str, language_id: str = "python") -> list[int]:
     blocks = BLOCKS.get(language_id, BLOCKS["c"])
     in_block = ""  # the closing delimiter of the multi-line string or comment we are in
     for row, line in enumerate(text.split("\n")):
-        body = line.strip()
+        body = split_indent(line)[1]
         was_inside = bool(in_block)
         in_block = _block_state(line, in_block, *blocks)
         if was_inside or in_block or row == 0:

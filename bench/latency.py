@@ -227,7 +227,7 @@ class Typist:
         rng = types.Range(types.Position(line, start), types.Position(line, end))
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri, self.versions[uri]),
+                text_document=types.VersionedTextDocumentIdentifier(version=self.versions[uri], uri=uri),
                 content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)],
             )
         )
@@ -279,3 +279,314 @@ class Typist:
             queue = self.stats.get((s.uri, s.line, s.character))
             if queue:
                 s.stats = queue.popleft()
+
+
+# -- the server phase -----------------------------------------------------------
+@dataclass
+class ServerRun:
+    samples: list[Sample]
+    lines_typed: int
+    peak_rss_mb: float | None
+    messages: list[str]
+    stderr_tail: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def server_env(cache_dir: Path, config_home: Path, fake: bool = False) -> dict[str, str]:
+    """The real model, a fresh cache, no user config file: a run measures the defaults."""
+    env = {**os.environ, "SLM_LSP_CACHE_DIR": str(cache_dir), "XDG_CONFIG_HOME": str(config_home)}
+    env.pop("SLM_LSP_BACKEND", None)
+    if fake:
+        env["SLM_LSP_BACKEND"] = "fake"
+    env.pop("SLM_LSP_DISABLE_CACHE", None)
+    return env
+
+
+async def run_server(args, root: Path, picks: list[tuple[SourceFile, list[int]]], env: dict, deadline: float) -> ServerRun:
+    logging.getLogger("pygls").setLevel(logging.ERROR)
+    client = LanguageClient("slm-lsp-bench", "1")
+    typist = Typist(client, [sf for sf, _ in picks])
+
+    @client.feature("slm/completionStats")
+    def completion_stats(params: Any) -> None:
+        typist.on_stats(params)
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def show_message(params: types.ShowMessageParams) -> None:
+        typist.messages.append(params.message)
+
+    for method in ("slm/status", types.WINDOW_LOG_MESSAGE):
+        client.feature(method)(_ignore)
+    await client.start_io(sys.executable, "-m", "slm_lsp", env=env, cwd=str(root))
+    stderr_tail: deque[str] = deque(maxlen=40)
+    drain = asyncio.create_task(_read_stderr(client, stderr_tail))
+    run = ServerRun(typist.samples, 0, None, typist.messages)
+    try:
+        await client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(), root_uri=root.as_uri(),
+            initialization_options={"stats": True},
+        ))  # fmt: skip
+        client.initialized(types.InitializedParams())
+        status = await _wait_ready(client)
+        if status.get("state") != "ready":
+            raise SystemExit(f"the server is not ready: {status}; stderr:\n" + "\n".join(stderr_tail))
+        for n, (sf, rows) in enumerate(picks):
+            if time.monotonic() >= deadline:
+                run.stopped_early = True
+                break
+            done = await typist.type_file(n, rows, str(args.seed), deadline)
+            run.lines_typed += done
+            run.stopped_early |= done < len(rows)
+            _progress(typist.samples, n + 1, len(picks), sf, done)
+        run.peak_rss_mb = peak_rss_mb(client._server.pid if client._server else None)
+        await asyncio.wait_for(client.shutdown_async(None), SHUTDOWN_TIMEOUT_S)
+        client.exit(None)
+        await asyncio.wait_for(client.stop(), SHUTDOWN_TIMEOUT_S)
+    finally:
+        if client._server is not None and client._server.returncode is None:
+            client._server.kill()  # only the server process this run started
+        drain.cancel()
+    typist.join_stats()
+    run.stderr_tail = list(stderr_tail)
+    return run
+
+
+def _ignore(params: Any) -> None:
+    pass
+
+
+async def _read_stderr(client: LanguageClient, tail: deque) -> None:
+    stream = client._server.stderr if client._server else None
+    while stream is not None and (line := await stream.readline()):
+        tail.append(line.decode("utf-8", "replace").rstrip())
+
+
+async def _wait_ready(client: LanguageClient) -> dict:
+    end = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="slm.status"))
+        if status.get("state") in ("ready", "error", "disabled") or time.monotonic() > end:
+            return status
+        await asyncio.sleep(0.2)
+
+
+def _progress(samples: list[Sample], n: int, total: int, sf: SourceFile, lines: int) -> None:
+    client = [s.client_ms for s in samples if s.client_ms is not None and s.cancelled_at is None]
+    cancelled = sum(s.cancelled_at is not None for s in samples)
+    p50 = common.percentile(client, 50)
+    print(f"[{n}/{total}] {sf.rel}: {lines} lines; {len(samples)} requests so far, {cancelled} cancelled, "
+          f"p50 {p50 or 0:.0f} ms", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    """VmHWM (peak resident set) of a live process, in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, TypeError):
+        pass
+    return None
+
+
+# -- the naive baseline -----------------------------------------------------------
+@dataclass
+class BaselineSample:
+    index: int  # the server sample with the same document state
+    ms: float
+    prompt_tokens: int
+    text: str
+    predicted: int
+
+
+def document_state(sf: SourceFile, s: Sample) -> str:
+    """The document as it was when the sample's request went out (only its line differs)."""
+    lines = sf.text.split("\n")
+    lines[s.line] = s.indent + s.typed
+    return "\n".join(lines)
+
+
+def baseline_states(samples: list[Sample], m: int) -> list[Sample]:
+    """m states spread over the replay among answered requests the server tried to complete."""
+    eligible = [s for s in samples if s.stats and s.stats.get("mode") in ("line", "block") and s.cancelled_at is None]
+    return [eligible[i] for i in common.spread(len(eligible), m)]
+
+
+def run_baseline(files: list[SourceFile], states: list[Sample], deadline: float) -> list[BaselineSample]:
+    """Each state from scratch: plain FIM prompt, no KV reuse, no cache, no deadline, greedy."""
+    from slm_lsp import context, gguf, models, templates
+    from slm_lsp.backend import Request
+    from slm_lsp.config import Config
+    from slm_lsp.llama_backend import LlamaBackend
+
+    cfg = Config()
+    path = models.resolve(os.environ.get("SLM_LSP_MODEL", ""), out=None)
+    template = templates.choose(gguf.read_metadata(path))
+    backend = LlamaBackend(path, template, n_ctx=cfg.model.n_ctx, n_threads=cfg.model.n_threads,
+                           n_batch=cfg.model.n_batch, kv_reuse=False)  # fmt: skip
+    out: list[BaselineSample] = []
+    try:
+        backend.complete(Request(template.fim("x = ", "\n"), max_tokens=2, heal=False), threading.Event())  # warm-up
+        for s in states:
+            if time.monotonic() >= deadline:
+                break
+            sf = files[s.file]
+            t0 = time.perf_counter()
+            cc = cfg.context
+            ctx = context.build_context(
+                document_state(sf, s), s.line, s.character, context_language(sf),
+                prefix_lines=cc.prefix_lines, suffix_lines=cc.suffix_lines, window_step=cc.window_step,
+            )  # fmt: skip
+            prompt = template.fim(ctx.prefix + ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix)
+            gen = backend.complete(Request(prompt, max_tokens=BASELINE_TOKENS, stop=("\n",), heal=False), threading.Event())
+            ms = (time.perf_counter() - t0) * 1000
+            out.append(BaselineSample(s.index, ms, gen.prompt_tokens, gen.text, common.common_prefix_len(gen.text, s.remaining)))
+    finally:
+        backend.close()
+    return out
+
+
+def context_language(sf: SourceFile) -> str:
+    from slm_lsp import languages
+
+    return languages.detect_language(sf.rel, sf.language_id)
+
+
+# -- report ------------------------------------------------------------------------
+def git_rev(path: Path) -> str | None:
+    try:
+        rev = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
+    from slm_lsp import models
+
+    cpu = next((l.split(":", 1)[1].strip() for l in _read_lines("/proc/cpuinfo") if l.startswith("model name")), None)
+    mem = next((int(l.split()[1]) // 1024 for l in _read_lines("/proc/meminfo") if l.startswith("MemTotal")), None)
+    try:
+        model = models.resolve(os.environ.get("SLM_LSP_MODEL", ""), out=None)
+        model_info = {"file": model.name, "mb": round(model.stat().st_size / 2**20, 1)}
+    except Exception as exc:
+        model_info = {"error": str(exc)}
+    try:
+        import llama_cpp
+
+        llama_version = llama_cpp.__version__
+    except ImportError:
+        llama_version = None
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)), "mem_mb": mem,
+        "loadavg_start": [round(x, 2) for x in load_at_start], "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0], "llama_cpp_python": llama_version, "model": model_info,
+        "slm_lsp_rev": git_rev(Path(__file__).resolve().parent.parent),
+    }  # fmt: skip
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def settings(args) -> dict[str, Any]:
+    from slm_lsp.config import Config
+
+    cfg = dataclasses.asdict(Config())
+    return {
+        "bench": {k: getattr(args, k) for k in ("files", "lines_per_file", "seed", "max_seconds", "baseline_requests")},
+        "typing": {"key_ms": [common.KEY_MIN_S * 1000, common.KEY_MAX_S * 1000], "pause_ms": [common.PAUSE_MIN_S * 1000, common.PAUSE_MAX_S * 1000], "pause_p": common.PAUSE_P},
+        "initialization_options": {"stats": True},
+        "server_defaults": {k: cfg[k] for k in ("completion", "context", "model")},
+        "cache": "fresh temporary directory (memory + disk)",
+        "baseline": {"max_tokens": BASELINE_TOKENS, "stop": "\\n", "kv_reuse": False, "heal": False, "cache": False},
+    }  # fmt: skip
+
+
+def baseline_summary(base: list[BaselineSample], samples: list[Sample], ours_p50: float | None) -> dict[str, Any]:
+    ms = [b.ms for b in base]
+    paired = [samples[b.index].client_ms for b in base if samples[b.index].client_ms is not None]
+    p50 = common.percentile(ms, 50)
+    paired_p50 = common.percentile(paired, 50)
+    return {
+        "baseline_requests": len(base),
+        "baseline_p50_ms": common._round(p50), "baseline_p95_ms": common._round(common.percentile(ms, 95)),
+        "baseline_prompt_tokens_p50": common.percentile([b.prompt_tokens for b in base], 50),
+        "baseline_mean_predicted_chars": round(sum(b.predicted for b in base) / len(base), 2) if base else None,
+        "speedup_p50": common.ratio(p50 or 0, ours_p50 or 0),
+        "ours_on_baseline_states_p50_ms": common._round(paired_p50),
+        "speedup_p50_same_states": common.ratio(p50 or 0, paired_p50 or 0),
+    }  # fmt: skip
+
+
+def sample_record(s: Sample) -> dict[str, Any]:
+    return {
+        "file": s.file, "line": s.line, "character": s.character, "source": classify(s),
+        "client_ms": common._round(s.client_ms), "text": s.text, "remaining": s.remaining,
+        "predicted": common.common_prefix_len(s.text or "", s.remaining) if shown(s) else 0,
+        "stats": {k: v for k, v in (s.stats or {}).items() if k not in ("uri", "line", "character", "text")},
+    }  # fmt: skip
+
+
+# -- main ----------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", type=Path, required=True, help="repository whose code is retyped")
+    p.add_argument("--files", type=int, default=5, help="source files to pick (default 5)")
+    p.add_argument("--lines-per-file", type=int, default=8, help="lines to retype in each file (default 8)")
+    p.add_argument("--seed", type=int, default=1, help="picks files, lines and keystroke timing (default 1)")
+    p.add_argument("--json", type=Path, help="write the summary and every request here")
+    p.add_argument("--plot", type=Path, help="write a latency CDF (PNG), ours vs baseline, here")
+    p.add_argument("--max-seconds", type=float, default=540, help="whole run bound; typing stops early to fit (default 540)")
+    p.add_argument("--baseline-requests", type=int, default=20, help="document states replayed by the naive baseline (default 20)")
+    p.add_argument("--fake-model", action="store_true", help="plumbing check only: the server's fake backend, no baseline")
+    args = p.parse_args(argv)
+    if args.fake_model:
+        args.baseline_requests = 0
+    if args.files < 1 or args.lines_per_file < 1 or args.baseline_requests < 0 or args.max_seconds <= 0:
+        p.error("--files and --lines-per-file must be >= 1, --baseline-requests >= 0, --max-seconds > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start, load = time.monotonic(), os.getloadavg()
+    end = start + args.max_seconds
+    typing_deadline = end - (BASELINE_RESERVE_S + BASELINE_EACH_S * args.baseline_requests if args.baseline_requests else 0)
+    root = args.repo.resolve()
+    picks = [(sf, common.pick_lines(sf, args.lines_per_file, args.seed)) for sf in common.pick_files(root, args.files, args.seed)]
+    picks = [(sf, rows) for sf, rows in picks if rows]
+    if not picks:
+        print(f"no suitable source files under {root}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="slm-bench-") as tmp:
+        env = server_env(Path(tmp) / "cache", Path(tmp) / "config", args.fake_model)
+        run = asyncio.run(run_server(args, root, picks, env, typing_deadline))
+    files = [sf for sf, _ in picks]
+    ours = server_summary(run.samples)
+    base = run_baseline(files, baseline_states(run.samples, args.baseline_requests), end) if args.baseline_requests else []
+    summary = {"repo": root.name, "repo_rev": git_rev(root), **ours, **baseline_summary(base, run.samples, ours["p50_ms"])}
+    summary.update(peak_rss_mb=run.peak_rss_mb, files=[sf.rel for sf in files], lines_typed=run.lines_typed,
+                   stopped_early=run.stopped_early, wall_s=round(time.monotonic() - start, 1),
+                   server_messages=run.messages, machine=machine_info(load), settings=settings(args))  # fmt: skip
+    if args.plot:
+        client = [s.client_ms for s in run.samples if classify(s) not in ("cancelled", "error") and s.client_ms is not None]
+        title = f"slm-lsp inline completion latency, {root.name} ({len(client)} answered requests)"
+        summary["plot_renderer"] = common.plot_cdf(args.plot, {"slm-lsp": client, "naive baseline": [b.ms for b in base]}, title)
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        details = {"requests_detail": [sample_record(s) for s in run.samples],
+                   "baseline_detail": [dataclasses.asdict(b) for b in base], "server_stderr_tail": run.stderr_tail}  # fmt: skip
+        args.json.write_text(json.dumps({**summary, **details}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

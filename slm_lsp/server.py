@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -13,9 +12,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from slm_lsp import __version__, languages, positions
-from slm_lsp.config import Config, load
+from slm_lsp.config import load
 from slm_lsp.context import Edit, SyntaxTrees
-from slm_lsp.engine import Completion, Document, Engine
+from slm_lsp.engine import Completion, Document
 from slm_lsp.runtime import BackendFactory, Runtime, default_backend_factory
 
 log = logging.getLogger(__name__)

@@ -162,7 +162,6 @@ def test_fake_backend_checks_cancel_between_tokens():
 async def test_next_line_is_speculated_after_a_line_answer():
     """After a line completion, the line after it is generated in the background:
     accepting and pressing Enter is then a typed-through hit, no model call."""
-    text = "def area(w, h):\n    result = w * h\n    \n"
     backend = FakeBackend(responses={"result = w * h\n    return result": "\n    print(result)\n", "result = w * h\n    ret": "urn result"})
     engine = make_engine(backend)
     typed = "def area(w, h):\n    result = w * h\n    ret\n"

@@ -6,7 +6,6 @@ import hashlib
 import struct
 import sys
 import types as pytypes
-from pathlib import Path
 
 import pytest
 
