@@ -97,9 +97,9 @@ def classify(s: Sample) -> str:
     if source != "model":
         return "error"
     prompt, reused = stats.get("promptTokens") or 0, stats.get("reusedTokens") or 0
-    if prompt == 0:
+    if prompt == 0 and stats.get("reason") == "deadline":
         return "deadline"  # no reply from the model in time: prompt evaluation still running
-    return "kv" if reused >= KV_SHARE * prompt else "fresh"
+    return "kv" if prompt and reused >= KV_SHARE * prompt else "fresh"
 
 
 def shown(s: Sample) -> bool:
@@ -189,7 +189,7 @@ class Typist:
         self.messages: list[str] = []
 
     def on_stats(self, params: Any) -> None:
-        data = params if isinstance(params, dict) else dict(getattr(params, "__dict__", {}))
+        data = params if isinstance(params, dict) else params._asdict()  # pygls gives a namedtuple
         self.stats[(data.get("uri"), data.get("line"), data.get("character"))].append(data)
 
     def request(self, file: int, uri: str, line: int, indent: str, typed: str, remaining: str) -> None:

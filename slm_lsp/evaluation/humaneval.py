@@ -5,7 +5,7 @@ Data: ``HumanEval-{SingleLine,MultiLine}Infilling.jsonl(.gz)`` and
 ``prompt`` (the code before the hole), ``suffix``, ``canonical_solution`` (the
 hole), ``test`` and ``entry_point``. Found in ``--data-dir``, else
 ``$SLM_LSP_HUMANEVAL_DIR``, else ``../shared/data/humaneval-infilling`` beside
-the repository.
+the repository; ``--data-dir`` may also name one such file.
 
 Whole-line holes (the prompt and the solution end with a newline) are posed as
 an editor would see them: an empty line between prompt and suffix, the cursor
@@ -82,6 +82,9 @@ def default_data_dir() -> Path:
 
 
 def data_file(data_dir: Path, benchmark: str) -> Path:
+    """The benchmark's file in `data_dir` (or `data_dir` itself when it is a file)."""
+    if data_dir.is_file():
+        return data_dir
     stem = BENCHMARKS[benchmark]
     for name in (stem + ".jsonl.gz", stem + ".jsonl"):
         if (data_dir / name).is_file():
