@@ -13,6 +13,7 @@ deadlines:
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import re
 import threading
@@ -31,6 +32,7 @@ class Request:
     stop: tuple[str, ...] = ()  # generation ends where any of these appear (cut before it)
     heal: bool = True  # token healing: re-generate the prompt's last token constrained to its text
     should_stop: Callable[[str], bool] | None = field(default=None, compare=False)  # e.g. block ended
+    on_token: Callable[[str], None] | None = field(default=None, compare=False)  # the text so far, per token
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,14 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
 
 
 @dataclass
-class _Job:
+class Job:
+    """A request on the model thread; ``partial`` is what it has generated so far."""
+
     request: Request
     cancel: threading.Event
     result: Future
     reply: Future
+    partial: str = ""
 
 
 class Worker:
@@ -87,19 +92,26 @@ class Worker:
 
     def __init__(self, backend: Backend, name: str = "slm-model") -> None:
         self.backend = backend
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._current: _Job | None = None
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._current: Job | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, request: Request, preempt: bool = True) -> tuple[Future, Future, threading.Event]:
-        job = _Job(request, threading.Event(), Future(), Future())
+        job = Job(request, threading.Event(), Future(), Future())
+        job.request = dataclasses.replace(request, on_token=lambda text: setattr(job, "partial", text))
         with self._lock:
             if preempt:
                 self._cancel_all_locked()
             self._queue.put(job)
         return job.reply, job.result, job.cancel
+
+    def current(self) -> Job | None:
+        """The job running now, if any (for joining it instead of starting anew)."""
+        with self._lock:
+            job = self._current
+        return job if job is not None and not job.cancel.is_set() and not job.result.done() else None
 
     def cancel_all(self) -> None:
         with self._lock:
@@ -127,7 +139,7 @@ class Worker:
             with self._lock:
                 self._current = None
 
-    def _execute(self, job: _Job) -> None:
+    def _execute(self, job: Job) -> None:
         def on_reply(gen: Generation) -> None:
             if not job.reply.done():
                 job.reply.set_result(gen)
@@ -205,6 +217,8 @@ class FakeBackend:
             if self.ms_per_token:
                 time.sleep(self.ms_per_token / 1000)
             out += text[i : i + 4]
+            if request.on_token:
+                request.on_token(out)
         return Generation(out, "stop", generated_tokens=(len(text) + 3) // 4)
 
     def count_tokens(self, text: str) -> int:

@@ -45,7 +45,7 @@ class Document:
 @dataclass(frozen=True)
 class Completion:
     text: str  # ghost text to insert at the cursor; "" for nothing
-    source: str  # "cache" | "typed" | "model" | "none"
+    source: str  # "cache" | "typed" | "joined" (a running generation) | "model" | "none"
     reason: str = ""  # why nothing, or how the model ended
     latency_ms: float = 0.0  # engine time, request to answer
     model_ms: float = 0.0  # of which the model took
@@ -53,6 +53,11 @@ class Completion:
     reused_tokens: int = 0
     mode: str = ""
     context_chars: int = 0  # characters of repository context in the prompt
+
+
+def _consistent(generated: str, typed: str) -> bool:
+    """The typed characters agree with the generation so far (one is a prefix of the other)."""
+    return generated.startswith(typed) or typed.startswith(generated)
 
 
 def _second_line_started(text: str) -> bool:
@@ -158,16 +163,38 @@ class Engine:
             return self._done(Completion("", "none", self.unavailable or "no model"), t0)
         if worker is not self.worker and self.worker is not None:
             self.worker.cancel_all()  # two models must not share the cores
-        gen = await self._ask_model(ctx, prompt, explicit, t0, worker, cache)
+        joined = await self._join_in_flight(worker, prompt.text, explicit, t0)
+        gen = joined or await self._ask_model(ctx, prompt, explicit, t0, worker, cache)
         extra = {"context_chars": prompt.context_chars}
         log.debug("model %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
         text = postprocess(gen.text, ctx, max_lines=max_lines) if gen.text else ""
         result = Completion(
-            text, "model", gen.stop_reason, model_ms=gen.prompt_ms + gen.generate_ms,
+            text, "joined" if joined else "model", gen.stop_reason, model_ms=gen.prompt_ms + gen.generate_ms,
             prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value, **extra,
         )  # fmt: skip
         return self._done(result, t0)
+
+    async def _join_in_flight(self, worker: Worker, prompt: str, explicit: bool, t0: float) -> Generation | None:
+        """Typed-through for a generation still running: when this prompt is the running
+        job's prompt plus characters the model has generated (or is about to), wait for
+        that job instead of cancelling it and starting again."""
+        job = worker.current()
+        if job is None or not prompt.startswith(job.request.prompt) or job.request.should_stop is _second_line_started:
+            return None
+        typed = prompt[len(job.request.prompt) :]
+        if not _consistent(job.partial, typed):
+            return None
+        budget = (self.config.completion.explicit_deadline_ms if explicit else self.config.completion.deadline_ms) / 1000
+        remaining = t0 + budget - time.monotonic()
+        if remaining > 0 and not job.result.done():
+            await asyncio.wait([asyncio.wrap_future(job.result)], timeout=remaining)
+        final = job.result.result() if job.result.done() and job.result.exception() is None else None
+        text = final.text if final is not None else job.partial
+        if not text.startswith(typed):
+            return None if not _consistent(text, typed) else Generation("", "deadline")
+        reason = final.stop_reason if final is not None else "deadline"
+        return Generation(text[len(typed) :], reason)
 
     def request_for(self, ctx: Context, prompt: Prompt, explicit: bool, t0: float) -> Request:
         cfg = self.config.completion

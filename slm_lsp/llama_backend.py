@@ -236,6 +236,8 @@ class LlamaBackend:
             out += piece
             count += 1
             text, stopped = cut_at_stop(_decode(out), request.stop)
+            if request.on_token:
+                request.on_token(text)
             if stopped or (request.should_stop and request.should_stop(text)):
                 out, reason = text.encode(), "stop"
                 break

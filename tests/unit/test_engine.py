@@ -189,3 +189,19 @@ async def test_router_sends_explicit_requests_to_the_large_model():
     assert auto.text == "return a + b" and explicit.text == "return sum((a, b))"
     assert len(large.calls) == 1
     engine.close()
+
+
+async def test_typing_what_the_model_is_generating_joins_it_instead_of_restarting():
+    backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
+    engine = make_engine(backend, deadline_ms=60, speculate=True)
+    first = await engine.complete(doc(), 4, 4)  # deadline: partial text, generation goes on
+    assert first.source == "model" and first.reason == "deadline"
+    typed = SOURCE.replace("    \n", "    re\n")
+    second = await engine.complete(doc(typed), 4, 6)
+    assert second.source == "joined"
+    assert ("re" + second.text).startswith("return a + b") or second.text == ""
+    assert len(backend.calls) == 1  # no restart
+    diverged = SOURCE.replace("    \n", "    x = \n")
+    await engine.complete(doc(diverged), 4, 8)
+    assert len(backend.calls) == 2  # typed something else: a new request
+    engine.close()
