@@ -43,6 +43,11 @@ class SlmServer(LanguageServer):
             self._shown.add(message)
         self._call_soon(lambda: self.window_show_message(types.ShowMessageParams(types.MessageType.Error, message)))
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Malformed messages and handler errors: logged; the user hears once, not per message."""
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        self.show_error("slm-lsp received a message it could not handle (see its log); it keeps serving.")
+
     def notify_status(self, status: dict[str, Any]) -> None:
         self._call_soon(lambda: self.protocol.notify("slm/status", status))
 
