@@ -182,9 +182,9 @@ def latency_summary(values: Sequence[float], prefix: str = "") -> dict[str, floa
     """count, p50/p90/p95/p99, mean and max, rounded to 0.1 ms."""
     out: dict[str, float | int | None] = {f"{prefix}count": len(values)}
     for q in (50, 90, 95, 99):
-        out[f"{prefix}p{q}_ms"] = _round(percentile(values, q))
-    out[f"{prefix}mean_ms"] = _round(sum(values) / len(values)) if values else None
-    out[f"{prefix}max_ms"] = _round(max(values)) if values else None
+        out[f"{prefix}p{q}_ms"] = round_ms(percentile(values, q))
+    out[f"{prefix}mean_ms"] = round_ms(sum(values) / len(values)) if values else None
+    out[f"{prefix}max_ms"] = round_ms(max(values)) if values else None
     return out
 
 
@@ -192,7 +192,7 @@ def ratio(num: float, den: float) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def _round(x: float | None) -> float | None:
+def round_ms(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
@@ -214,7 +214,7 @@ def cdf_points(values: Sequence[float]) -> list[tuple[float, float]]:
 
 
 # -- the latency picture ---------------------------------------------------
-def plot_cdf(path: Path, series: dict[str, Sequence[float]], title: str) -> str:
+def plot_cdf(path: Path, series: dict[str, Sequence[float]], title: str, deadline_ms: float | None = None) -> str:
     """A latency CDF (log x axis) of each series as PNG; returns the renderer used.
 
     matplotlib when installed (``pip install matplotlib``), else a tiny built-in
@@ -227,12 +227,14 @@ def plot_cdf(path: Path, series: dict[str, Sequence[float]], title: str) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        write_png(path, render_cdf(series))
+        write_png(path, render_cdf(series, deadline_ms=deadline_ms))
         return "builtin"
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
     for name, values in series.items():
         pts = cdf_points(values)
         ax.step([x for x, _ in pts], [100 * y for _, y in pts], where="post", label=f"{name} (n={len(values)})")
+    if deadline_ms:
+        ax.axvline(deadline_ms, color="grey", linestyle=":", label=f"deadline {deadline_ms:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("requests answered within (%)")
@@ -288,7 +290,7 @@ class Canvas:
                             self.dot(x + 4 * scale * k + (bit % 3) * scale + dx, y + (bit // 3) * scale + dy, rgb)
 
 
-def render_cdf(series: dict[str, list[float]], width: int = 800, height: int = 500) -> Canvas:
+def render_cdf(series: dict[str, list[float]], width: int = 800, height: int = 500, deadline_ms: float | None = None) -> Canvas:
     """The CDF picture drawn pixel by pixel: log x axis in ms, 0-100 % y axis, a legend."""
     c = Canvas(width, height)
     left, right, top, bottom = 70, width - 20, 20, height - 50
@@ -313,6 +315,9 @@ def render_cdf(series: dict[str, list[float]], width: int = 800, height: int = 5
     for pct in range(0, 101, 25):
         c.line(left, py(pct / 100), right, py(pct / 100), (220, 220, 220))
         c.text(left - 40, py(pct / 100) - 5, f"{pct}%")
+    if deadline_ms and lo <= deadline_ms <= hi:
+        for y in range(top, bottom, 8):  # dotted
+            c.line(px(deadline_ms), y, px(deadline_ms), y + 3, (120, 120, 120))
     c.line(left, bottom, right, bottom, (0, 0, 0))
     c.line(left, top, left, bottom, (0, 0, 0))
     c.text(width // 2 - 60, height - 20, "latency ms (log)")

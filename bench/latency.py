@@ -2,6 +2,7 @@
 
     python bench/latency.py --repo DIR [--files N] [--lines-per-file K] [--seed S]
         [--json OUT.json] [--plot OUT.png] [--max-seconds T] [--baseline-requests M]
+        [--settings JSON] [--warm-restart] [--fake-model]
 
 Seeded picks of N source files of DIR and K code lines in each. Per line: the
 line's text is deleted (its indentation kept), then typed back one key at a
@@ -54,9 +55,17 @@ DRAIN_TIMEOUT_S = 5.0  # how long the last request of a file may take before the
 SHUTDOWN_TIMEOUT_S = 15.0
 BASELINE_TOKENS = 24
 BASELINE_RESERVE_S = 20.0  # model load for the baseline, plus BASELINE_EACH_S per baseline request
-BASELINE_EACH_S = 4.0
+BASELINE_EACH_S = 8.0  # a from-scratch prompt takes 2-8 s on 2 busy cores
+WARM_RESERVE_S, WARM_EACH_S = 15.0, 8.0  # time kept for --warm-restart: start-up, then per line
 KV_SHARE = 0.5  # a model call reusing at least this share of prompt tokens counts as "kv"
-SOURCES = ("cache", "typed", "kv", "fresh", "deadline", "none", "cancelled", "error")
+# an editor that shows ghost text and syncs incrementally (no work-done progress: nothing to answer)
+CAPABILITIES = types.ClientCapabilities(
+    text_document=types.TextDocumentClientCapabilities(
+        synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
+        inline_completion=types.InlineCompletionClientCapabilities(),
+    )
+)
+SOURCES = ("cache", "typed", "joined", "kv", "fresh", "deadline", "none", "cancelled", "error")
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Sample:
     typed: str  # the line's text typed so far (after the indentation)
     remaining: str  # what is still to be typed on the line
     msg_id: str
+    gap_s: float = float("inf")  # time until the next keystroke on this line (inf after its last one)
     sent: float = 0.0
     received: float | None = None
     cancelled_at: float | None = None
@@ -85,17 +95,15 @@ class Sample:
 
 
 def classify(s: Sample) -> str:
-    """cache | typed | kv | fresh | deadline | none | cancelled | error (README: per-source)."""
+    """One of SOURCES (README: per-source); a source the server adds later passes through as is."""
     if s.cancelled_at is not None:
         return "cancelled"
-    if s.error or s.received is None:
+    if s.error or s.received is None or not s.stats:
         return "error"
-    stats = s.stats or {}
-    source = stats.get("source")
-    if source in ("cache", "typed", "none"):
-        return source
+    stats = s.stats
+    source = str(stats.get("source"))
     if source != "model":
-        return "error"
+        return source  # cache, typed, joined, none
     prompt, reused = stats.get("promptTokens") or 0, stats.get("reusedTokens") or 0
     if prompt == 0 and stats.get("reason") == "deadline":
         return "deadline"  # no reply from the model in time: prompt evaluation still running
@@ -136,21 +144,53 @@ def per_source(samples: list[Sample]) -> dict[str, dict[str, Any]]:
     for s in samples:
         groups[classify(s)].append(s)
     out = {}
-    for source in SOURCES:
+    for source in [*SOURCES, *sorted(set(groups) - set(SOURCES))]:
         group = groups.get(source, [])
         client = [s.client_ms for s in group if s.client_ms is not None and source != "cancelled"]
         engine = [s.stats["latencyMs"] for s in group if s.stats and source != "cancelled"]
         model = [s.stats["modelMs"] for s in group if s.stats and s.stats.get("modelMs") and source != "cancelled"]
         row: dict[str, Any] = {"count": len(group)}
-        if source == "cancelled":  # how old a request was when the next key cancelled it
+        if not group:
+            pass
+        elif source == "cancelled":  # how old a request was when the next key cancelled it
             ages = [(s.cancelled_at - s.sent) * 1000 for s in group if s.cancelled_at is not None]
             row.update(common.latency_summary(ages, "age_"))
         else:
-            row.update(p50_ms=common._round(common.percentile(client, 50)), p99_ms=common._round(common.percentile(client, 99)))
-            row.update(engine_p50_ms=common._round(common.percentile(engine, 50)), model_p50_ms=common._round(common.percentile(model, 50)))
+            row.update(p50_ms=common.round_ms(common.percentile(client, 50)), p99_ms=common.round_ms(common.percentile(client, 99)))
+            row.update(engine_p50_ms=common.round_ms(common.percentile(engine, 50)), model_p50_ms=common.round_ms(common.percentile(model, 50)))
             row["shown_rate"] = common.ratio(sum(shown(s) for s in group), len(group))
         out[source] = row
     return out
+
+
+def pause_summary(samples: list[Sample]) -> dict[str, Any]:
+    """Requests after which the person paused (>= 300 ms or the end of the line): what they saw then."""
+    paused = [s for s in samples if s.gap_s >= common.PAUSE_MIN_S]
+    answered = [s.client_ms for s in paused if classify(s) not in ("cancelled", "error") and s.client_ms is not None]
+    out: dict[str, Any] = {"requests": len(paused), "answered_rate": common.ratio(len(answered), len(paused))}
+    out.update({k: v for k, v in common.latency_summary(answered).items() if k in ("p50_ms", "p95_ms")})
+    out["shown_rate"] = common.ratio(sum(shown(s) for s in paused), len(paused))
+    return out
+
+
+def line_summary(samples: list[Sample]) -> dict[str, Any]:
+    """Per retyped line: how long (and how many characters) until the first suggestion was shown."""
+    lines: dict[tuple[int, int], list[Sample]] = defaultdict(list)
+    for s in samples:
+        lines[(s.file, s.line)].append(s)
+    waits, chars = [], []
+    for group in lines.values():
+        first = next((s for s in group if shown(s)), None)
+        if first is not None and first.received is not None:
+            waits.append((first.received - group[0].sent) * 1000)
+            chars.append(len(first.typed))
+    return {
+        "lines": len(lines),
+        "with_suggestion_rate": common.ratio(len(waits), len(lines)),
+        "first_shown_p50_ms": common.round_ms(common.percentile(waits, 50)),
+        "first_shown_p90_ms": common.round_ms(common.percentile(waits, 90)),
+        "first_shown_after_chars_p50": common.percentile(chars, 50),
+    }
 
 
 def server_summary(samples: list[Sample]) -> dict[str, Any]:
@@ -160,15 +200,18 @@ def server_summary(samples: list[Sample]) -> dict[str, Any]:
     counts = Counter(classify(s) for s in samples)
     attempted = len(answered) - counts["none"]
     with_stats = [s for s in answered if s.stats]
-    overhead = [s.stats["latencyMs"] - s.stats["modelMs"] for s in with_stats if classify(s) != "deadline"]
+    known = ("cache", "typed", "none", "kv", "fresh")  # sources whose model time is known (or zero)
+    overhead = [s.stats["latencyMs"] - s.stats["modelMs"] for s in with_stats if classify(s) in known]
     transport = [s.client_ms - s.stats["latencyMs"] for s in with_stats if s.client_ms is not None]
     out: dict[str, Any] = {k: v for k, v in common.latency_summary(client).items() if k != "count"}
     out.update(requests=len(samples), answered=len(answered), cancelled=counts["cancelled"], errors=counts["error"])
     out["cache_hit_rate"] = common.ratio(counts["cache"] + counts["typed"], attempted)
     out.update(suggestion_quality(samples))
-    out["server_overhead_p50_ms"] = common._round(common.percentile(overhead, 50))
-    out["server_overhead_p95_ms"] = common._round(common.percentile(overhead, 95))
-    out["transport_p50_ms"] = common._round(common.percentile(transport, 50))
+    out["server_overhead_p50_ms"] = common.round_ms(common.percentile(overhead, 50))
+    out["server_overhead_p95_ms"] = common.round_ms(common.percentile(overhead, 95))
+    out["transport_p50_ms"] = common.round_ms(common.percentile(transport, 50))
+    out["at_pause"] = pause_summary(samples)
+    out["per_line"] = line_summary(samples)
     out["by_source"] = per_source(samples)
     reasons = Counter(f"{s.stats.get('source')}:{s.stats.get('reason') or '-'}" for s in with_stats)
     out["reasons"] = dict(reasons.most_common())
@@ -192,9 +235,10 @@ class Typist:
         data = params if isinstance(params, dict) else params._asdict()  # pygls gives a namedtuple
         self.stats[(data.get("uri"), data.get("line"), data.get("character"))].append(data)
 
-    def request(self, file: int, uri: str, line: int, indent: str, typed: str, remaining: str) -> None:
+    def request(self, file: int, uri: str, line: int, indent: str, typed: str, remaining: str, gap_s: float) -> None:
         self.cancel_pending()
-        s = Sample(len(self.samples), file, uri, line, len(indent) + len(typed), indent, typed, remaining, f"b{len(self.samples)}")
+        n = len(self.samples)
+        s = Sample(n, file, uri, line, len(indent) + len(typed), indent, typed, remaining, f"b{n}", gap_s)
         params = types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri),
             position=types.Position(line, s.character),
@@ -247,24 +291,26 @@ class Typist:
         for n, row in enumerate(rows):
             if time.monotonic() >= deadline:
                 break
-            await self.type_line(file, uri, row, lines[row], common.typing_delays(common.split_indent(lines[row])[1], f"{seed}:{sf.rel}:{row}"), first=n == 0)
+            await self.type_line(file, uri, row, lines[row], f"{seed}:{sf.rel}:{row}", first=n == 0)
             done += 1
         await self.drain()
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
         return done
 
-    async def type_line(self, file: int, uri: str, row: int, original: str, delays: list[float], first: bool) -> None:
+    async def type_line(self, file: int, uri: str, row: int, original: str, seed: str, first: bool) -> None:
         indent, body = common.split_indent(original)
+        delays = common.typing_delays(body, seed)
         if not first:  # the line still holds its text: delete it, as the person would
             await asyncio.sleep(delays[0])
             self.cancel_pending()
             self.change(uri, row, len(indent), len(original), "")
-        self.request(file, uri, row, indent, "", body)
+        gaps = delays[1:] + [float("inf")]
+        self.request(file, uri, row, indent, "", body, gaps[0])
         for i, ch in enumerate(body):
             await asyncio.sleep(delays[i + 1])
             self.cancel_pending()
             self.change(uri, row, len(indent) + i, len(indent) + i, ch)
-            self.request(file, uri, row, indent, body[: i + 1], body[i + 1 :])
+            self.request(file, uri, row, indent, body[: i + 1], body[i + 1 :], gaps[i + 1])
 
     async def drain(self) -> None:
         s = self.pending
@@ -296,9 +342,9 @@ def server_env(cache_dir: Path, config_home: Path, fake: bool = False) -> dict[s
     """The real model, a fresh cache, no user config file: a run measures the defaults."""
     env = {**os.environ, "SLM_LSP_CACHE_DIR": str(cache_dir), "XDG_CONFIG_HOME": str(config_home)}
     env.pop("SLM_LSP_BACKEND", None)
+    env.pop("SLM_LSP_DISABLE_CACHE", None)
     if fake:
         env["SLM_LSP_BACKEND"] = "fake"
-    env.pop("SLM_LSP_DISABLE_CACHE", None)
     return env
 
 
@@ -323,8 +369,8 @@ async def run_server(args, root: Path, picks: list[tuple[SourceFile, list[int]]]
     run = ServerRun(typist.samples, 0, None, typist.messages)
     try:
         await client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(), root_uri=root.as_uri(),
-            initialization_options={"stats": True},
+            capabilities=CAPABILITIES, root_uri=root.as_uri(),
+            initialization_options={**args.settings, "stats": True},
         ))  # fmt: skip
         client.initialized(types.InitializedParams())
         status = await _wait_ready(client)
@@ -412,15 +458,13 @@ def baseline_states(samples: list[Sample], m: int) -> list[Sample]:
     return [eligible[i] for i in common.spread(len(eligible), m)]
 
 
-def run_baseline(files: list[SourceFile], states: list[Sample], deadline: float) -> list[BaselineSample]:
+def run_baseline(files: list[SourceFile], states: list[Sample], cfg, deadline: float) -> list[BaselineSample]:
     """Each state from scratch: plain FIM prompt, no KV reuse, no cache, no deadline, greedy."""
-    from slm_lsp import context, gguf, models, templates
+    from slm_lsp import context, gguf, templates
     from slm_lsp.backend import Request
-    from slm_lsp.config import Config
     from slm_lsp.llama_backend import LlamaBackend
 
-    cfg = Config()
-    path = models.resolve(os.environ.get("SLM_LSP_MODEL", ""), out=None)
+    path = model_path(cfg)
     template = templates.choose(gguf.read_metadata(path))
     backend = LlamaBackend(path, template, n_ctx=cfg.model.n_ctx, n_threads=cfg.model.n_threads,
                            n_batch=cfg.model.n_batch, kv_reuse=False)  # fmt: skip
@@ -438,12 +482,22 @@ def run_baseline(files: list[SourceFile], states: list[Sample], deadline: float)
                 prefix_lines=cc.prefix_lines, suffix_lines=cc.suffix_lines, window_step=cc.window_step,
             )  # fmt: skip
             prompt = template.fim(ctx.prefix + ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix)
-            gen = backend.complete(Request(prompt, max_tokens=BASELINE_TOKENS, stop=("\n",), heal=False), threading.Event())
+            request = Request(prompt, max_tokens=BASELINE_TOKENS, stop=("\n",), heal=False, stop_at=deadline)
+            gen = backend.complete(request, threading.Event())
             ms = (time.perf_counter() - t0) * 1000
+            if gen.stop_reason == "deadline":  # cut by the run's time bound: no measurement
+                break
             out.append(BaselineSample(s.index, ms, gen.prompt_tokens, gen.text, common.common_prefix_len(gen.text, s.remaining)))
     finally:
         backend.close()
     return out
+
+
+def model_path(cfg) -> Path:
+    """The model file the server loads (the environment wins over settings, as in slm_lsp.config)."""
+    from slm_lsp import models
+
+    return models.resolve(os.environ.get("SLM_LSP_MODEL") or cfg.model.path, out=None)
 
 
 def context_language(sf: SourceFile) -> str:
@@ -454,7 +508,11 @@ def context_language(sf: SourceFile) -> str:
 
 # -- report ------------------------------------------------------------------------
 def git_rev(path: Path) -> str | None:
+    """The short commit of the repository rooted at path (+dirty), or None when path is no repository root."""
     try:
+        top = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != path.resolve():
+            return None
         rev = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
@@ -464,13 +522,11 @@ def git_rev(path: Path) -> str | None:
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
-    from slm_lsp import models
-
+def machine_info(load_at_start: tuple[float, float, float], cfg) -> dict[str, Any]:
     cpu = next((l.split(":", 1)[1].strip() for l in _read_lines("/proc/cpuinfo") if l.startswith("model name")), None)
     mem = next((int(l.split()[1]) // 1024 for l in _read_lines("/proc/meminfo") if l.startswith("MemTotal")), None)
     try:
-        model = models.resolve(os.environ.get("SLM_LSP_MODEL", ""), out=None)
+        model = model_path(cfg)
         model_info = {"file": model.name, "mb": round(model.stat().st_size / 2**20, 1)}
     except Exception as exc:
         model_info = {"error": str(exc)}
@@ -495,40 +551,57 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def settings(args) -> dict[str, Any]:
-    from slm_lsp.config import Config
+def effective_config(args):
+    """The server's settings for this run: defaults plus --settings (as the server merges them)."""
+    from slm_lsp.config import Config, merge
 
-    cfg = dataclasses.asdict(Config())
+    config, problems = merge(Config(), args.settings)
+    if problems:
+        raise SystemExit("--settings: " + "; ".join(problems))
+    return config
+
+
+def settings(args) -> dict[str, Any]:
+    cfg = dataclasses.asdict(effective_config(args))
     return {
         "bench": {k: getattr(args, k) for k in ("files", "lines_per_file", "seed", "max_seconds", "baseline_requests")},
         "typing": {"key_ms": [common.KEY_MIN_S * 1000, common.KEY_MAX_S * 1000], "pause_ms": [common.PAUSE_MIN_S * 1000, common.PAUSE_MAX_S * 1000], "pause_p": common.PAUSE_P},
-        "initialization_options": {"stats": True},
-        "server_defaults": {k: cfg[k] for k in ("completion", "context", "model")},
+        "initialization_options": {**args.settings, "stats": True},
+        "server": {k: cfg[k] for k in ("completion", "context", "model")},
         "cache": "fresh temporary directory (memory + disk)",
         "baseline": {"max_tokens": BASELINE_TOKENS, "stop": "\\n", "kv_reuse": False, "heal": False, "cache": False},
     }  # fmt: skip
 
 
-def baseline_summary(base: list[BaselineSample], samples: list[Sample], ours_p50: float | None) -> dict[str, Any]:
+def baseline_summary(base: list[BaselineSample], samples: list[Sample], ours: dict[str, Any]) -> dict[str, Any]:
     ms = [b.ms for b in base]
     paired = [samples[b.index].client_ms for b in base if samples[b.index].client_ms is not None]
-    p50 = common.percentile(ms, 50)
+    p50, ours_p50, pause_p50 = common.percentile(ms, 50), ours["p50_ms"], ours["at_pause"]["p50_ms"]
     paired_p50 = common.percentile(paired, 50)
     return {
         "baseline_requests": len(base),
-        "baseline_p50_ms": common._round(p50), "baseline_p95_ms": common._round(common.percentile(ms, 95)),
+        "baseline_p50_ms": common.round_ms(p50), "baseline_p95_ms": common.round_ms(common.percentile(ms, 95)),
         "baseline_prompt_tokens_p50": common.percentile([b.prompt_tokens for b in base], 50),
         "baseline_mean_predicted_chars": round(sum(b.predicted for b in base) / len(base), 2) if base else None,
-        "speedup_p50": common.ratio(p50 or 0, ours_p50 or 0),
-        "ours_on_baseline_states_p50_ms": common._round(paired_p50),
-        "speedup_p50_same_states": common.ratio(p50 or 0, paired_p50 or 0),
+        "speedup_p50": common.ratio(p50, ours_p50) if p50 is not None and ours_p50 else None,
+        "speedup_p50_at_pause": common.ratio(p50, pause_p50) if p50 is not None and pause_p50 else None,
+        "ours_on_baseline_states_p50_ms": common.round_ms(paired_p50),
+        "ours_on_baseline_states_mean_predicted_chars": _mean_predicted([samples[b.index] for b in base]),
+        "speedup_p50_same_states": common.ratio(p50, paired_p50) if p50 is not None and paired_p50 else None,
     }  # fmt: skip
+
+
+def _mean_predicted(samples: list[Sample]) -> float | None:
+    """Mean correct prefix over the given requests (0 for those that showed nothing)."""
+    if not samples:
+        return None
+    return round(sum(common.common_prefix_len(s.text or "", s.remaining) if shown(s) else 0 for s in samples) / len(samples), 2)
 
 
 def sample_record(s: Sample) -> dict[str, Any]:
     return {
         "file": s.file, "line": s.line, "character": s.character, "source": classify(s),
-        "client_ms": common._round(s.client_ms), "text": s.text, "remaining": s.remaining,
+        "client_ms": common.round_ms(s.client_ms), "text": s.text, "remaining": s.remaining,
         "predicted": common.common_prefix_len(s.text or "", s.remaining) if shown(s) else 0,
         "stats": {k: v for k, v in (s.stats or {}).items() if k not in ("uri", "line", "character", "text")},
     }  # fmt: skip
@@ -545,6 +618,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plot", type=Path, help="write a latency CDF (PNG), ours vs baseline, here")
     p.add_argument("--max-seconds", type=float, default=540, help="whole run bound; typing stops early to fit (default 540)")
     p.add_argument("--baseline-requests", type=int, default=20, help="document states replayed by the naive baseline (default 20)")
+    p.add_argument("--settings", type=json.loads, default={}, help='extra initializationOptions as JSON, e.g. \'{"model": {"nThreads": 1}}\' (default: none, the defaults)')
+    p.add_argument("--warm-restart", action="store_true", help="then retype the first file on a restarted server that finds the disk cache")
     p.add_argument("--fake-model", action="store_true", help="plumbing check only: the server's fake backend, no baseline")
     args = p.parse_args(argv)
     if args.fake_model:
@@ -556,9 +631,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    cfg = effective_config(args)  # fails early on bad --settings
     start, load = time.monotonic(), os.getloadavg()
     end = start + args.max_seconds
-    typing_deadline = end - (BASELINE_RESERVE_S + BASELINE_EACH_S * args.baseline_requests if args.baseline_requests else 0)
+    reserve = BASELINE_RESERVE_S + BASELINE_EACH_S * args.baseline_requests if args.baseline_requests else 0.0
+    warm_budget = WARM_RESERVE_S + WARM_EACH_S * args.lines_per_file if args.warm_restart else 0.0
     root = args.repo.resolve()
     picks = [(sf, common.pick_lines(sf, args.lines_per_file, args.seed)) for sf in common.pick_files(root, args.files, args.seed)]
     picks = [(sf, rows) for sf, rows in picks if rows]
@@ -567,18 +644,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="slm-bench-") as tmp:
         env = server_env(Path(tmp) / "cache", Path(tmp) / "config", args.fake_model)
-        run = asyncio.run(run_server(args, root, picks, env, typing_deadline))
+        run = asyncio.run(run_server(args, root, picks, env, end - reserve - warm_budget))
+        warm = asyncio.run(run_server(args, root, picks[:1], env, end - reserve)) if args.warm_restart else None
     files = [sf for sf, _ in picks]
     ours = server_summary(run.samples)
-    base = run_baseline(files, baseline_states(run.samples, args.baseline_requests), end) if args.baseline_requests else []
-    summary = {"repo": root.name, "repo_rev": git_rev(root), **ours, **baseline_summary(base, run.samples, ours["p50_ms"])}
+    base = run_baseline(files, baseline_states(run.samples, args.baseline_requests), cfg, end) if args.baseline_requests else []
+    summary = {"repo": root.name, "repo_rev": git_rev(root), **ours, **baseline_summary(base, run.samples, ours)}
+    if warm is not None:
+        summary["warm_restart"] = warm_summary(warm)
     summary.update(peak_rss_mb=run.peak_rss_mb, files=[sf.rel for sf in files], lines_typed=run.lines_typed,
                    stopped_early=run.stopped_early, wall_s=round(time.monotonic() - start, 1),
-                   server_messages=run.messages, machine=machine_info(load), settings=settings(args))  # fmt: skip
+                   server_messages=run.messages, machine=machine_info(load, cfg), settings=settings(args))  # fmt: skip
     if args.plot:
-        client = [s.client_ms for s in run.samples if classify(s) not in ("cancelled", "error") and s.client_ms is not None]
-        title = f"slm-lsp inline completion latency, {root.name} ({len(client)} answered requests)"
-        summary["plot_renderer"] = common.plot_cdf(args.plot, {"slm-lsp": client, "naive baseline": [b.ms for b in base]}, title)
+        summary["plot_renderer"] = plot(args.plot, root.name, run.samples, base, cfg.completion.deadline_ms)
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -586,6 +664,24 @@ def main(argv: list[str] | None = None) -> int:
                    "baseline_detail": [dataclasses.asdict(b) for b in base], "server_stderr_tail": run.stderr_tail}  # fmt: skip
         args.json.write_text(json.dumps({**summary, **details}, indent=1))
     return 0
+
+
+def warm_summary(run: ServerRun) -> dict[str, Any]:
+    """The first file retyped by a restarted server that finds the first run's disk cache."""
+    out = server_summary(run.samples)
+    keep = ("p50_ms", "p95_ms", "requests", "answered", "cancelled", "cache_hit_rate", "shown_rate", "chars_saved_rate")
+    return {"lines_typed": run.lines_typed, **{k: out[k] for k in keep}, "sources": {k: v["count"] for k, v in out["by_source"].items() if v["count"]}}
+
+
+def plot(path: Path, name: str, samples: list[Sample], base: list[BaselineSample], deadline_ms: float) -> str:
+    answered = [s for s in samples if classify(s) not in ("cancelled", "error") and s.client_ms is not None]
+    series = {
+        "slm-lsp, answered requests": [s.client_ms for s in answered],
+        "slm-lsp, at pauses": [s.client_ms for s in answered if s.gap_s >= common.PAUSE_MIN_S],
+        "naive baseline": [b.ms for b in base],
+    }
+    title = f"slm-lsp inline completion latency while typing, {name} ({len(samples)} requests, {len(samples) - len(answered)} cancelled)"
+    return common.plot_cdf(path, series, title, deadline_ms)
 
 
 if __name__ == "__main__":

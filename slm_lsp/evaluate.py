@@ -81,8 +81,9 @@ def _run(args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...
     if args.repo is not None:
         limit = 100 if args.limit is None else args.limit
         return repo.run_repo(
-            engine, args.repo, fraction=args.holdout_fraction, limit=limit, seed=args.seed, modes=modes, config=config
-        )
+            engine, args.repo, fraction=args.holdout_fraction, limit=limit, seed=args.seed, modes=modes,
+            config=config,
+        )  # fmt: skip
     data_dir = args.data_dir or humaneval.default_data_dir()
     return humaneval.run_humaneval(engine, args.humaneval, data_dir, limit=args.limit, seed=args.seed)
 

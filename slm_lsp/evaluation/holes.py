@@ -62,8 +62,8 @@ def find_holes(path: str, language: str, text: str, seed: int = 0) -> dict[str, 
     seen_rows: set[int] = set()
     for node in _walk(root):
         parent = node.parent
-        if parent is not None and parent.type in _BODIES and _alone_on_line(node, raw) and node.start_point.row not in seen_rows:
-            row = node.start_point.row
+        row = node.start_point.row
+        if parent is not None and parent.type in _BODIES and row not in seen_rows and _alone_on_line(node, raw):
             seen_rows.add(row)
             if _is_code(lines[row].strip()) and "comment" not in node.type:
                 found["line"].append(_whole_lines(path, language, lines, row, row))
@@ -147,7 +147,9 @@ def _whole_lines(path: str, language: str, lines: list[str], first: int, last: i
     return Hole(path, language, kind, first, len(indent), len(head) + len(indent), document, expected)
 
 
-def _rest_of_line(path: str, language: str, lines: list[str], raw: list[bytes], statement: Node, seed: int) -> Hole | None:
+def _rest_of_line(
+    path: str, language: str, lines: list[str], raw: list[bytes], statement: Node, seed: int
+) -> Hole | None:
     """From a node starting inside the statement's line (not at its indentation) to the line's end."""
     row = statement.start_point.row
     starts = sorted(
@@ -180,7 +182,9 @@ def _in_literal(node: Node, stop: Node) -> bool:
     return "comment" in node.type or (node.type != "string" and "string" in node.type)
 
 
-def _body_hole(path: str, language: str, lines: list[str], raw: list[bytes], block: Node, owner: Node) -> Hole | None:
+def _body_hole(
+    path: str, language: str, lines: list[str], raw: list[bytes], block: Node, owner: Node
+) -> Hole | None:
     """The statements of a block as whole lines, if they stand on lines of their own."""
     if "class" in owner.type:
         return None
@@ -204,4 +208,5 @@ def _body_hole(path: str, language: str, lines: list[str], raw: list[bytes], blo
 
 
 def _is_docstring(node: Node) -> bool:
-    return node.type == "expression_statement" and node.named_child_count == 1 and node.named_children[0].type == "string"
+    only = node.named_children[0] if node.named_child_count == 1 else None
+    return node.type == "expression_statement" and only is not None and only.type == "string"

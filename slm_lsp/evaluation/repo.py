@@ -93,6 +93,10 @@ def punch(root: Path, held_out: Sequence[str], limit: int, seed: int, max_kb: in
     return holemod.sample_holes(holemod.collect(files, seed), limit, seed)
 
 
+def _document(hole: Hole) -> Document:
+    return Document(f"file:///eval/{hole.path}", hole.path, hole.document, hole.language)
+
+
 def score(hole: Hole, completion: Completion, mode: str, original_errors: int) -> dict:
     """One record: the hole, the completion and its scores (single-line kinds score the first line)."""
     text = completion.text
@@ -132,9 +136,8 @@ def run_repo(
     root = root.resolve()
     holdout = split_holdout(source_files(root, config.index), fraction, seed)
     chosen = punch(root, holdout.held_out, limit, seed, config.index.max_file_kb)
-    originals = {h.path: (root / h.path).read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n") for h in chosen}
-    errors = {path: parse_errors(detect_language(path), text) for path, text in originals.items()}
-    positions = [Position(Document(f"file:///eval/{h.path}", h.path, h.document, h.language), h.line, h.character) for h in chosen]
+    errors = {h.path: parse_errors(h.language, holemod.fill(h, h.expected)) for h in chosen}  # the original files
+    positions = [Position(_document(h), h.line, h.character) for h in chosen]
     records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="slm-eval-index-") as store:
         index = build_index(root, holdout, Path(store), config.index) if "repo" in modes else None
