@@ -89,6 +89,23 @@ def summarize(records: Sequence[Mapping], flags: Sequence[str], scores: Sequence
     return summary
 
 
+def paired(records: Sequence[Mapping], baseline: str, mode: str, score: str, key: str = "kind") -> dict:
+    """`mode` against `baseline` on the same holes: the mean difference of `score` and its standard error,
+    and how many holes got better or worse, per `key` value and "all"."""
+    base = {(r["path"], r["line"], r["character"], r[key]): r for r in records if r["mode"] == baseline}
+    pairs = [(r[key], float(r[score]) - float(base[k][score]))
+             for r in records if r["mode"] == mode and (k := (r["path"], r["line"], r["character"], r[key])) in base]
+    out: dict = {}
+    for group in sorted({g for g, _ in pairs}) + ["all"]:
+        deltas = [d for g, d in pairs if group in (g, "all")]
+        spread = math.sqrt(sum((d - mean(deltas)) ** 2 for d in deltas) / (len(deltas) - 1)) if len(deltas) > 1 else 0.0
+        out[group] = {
+            "n": len(deltas), "delta": round(mean(deltas), 4), "stderr": round(spread / math.sqrt(len(deltas)), 4),
+            "better": sum(d > 0 for d in deltas), "worse": sum(d < 0 for d in deltas),
+        }  # fmt: skip
+    return out
+
+
 def group_summaries(
     records: Sequence[Mapping], keys: Sequence[str], flags: Sequence[str], scores: Sequence[str]
 ) -> dict:

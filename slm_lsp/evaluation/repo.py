@@ -157,5 +157,8 @@ def run_repo(
         "holes": len(chosen),
         "holes_by_kind": {k: sum(h.kind == k for h in chosen) for k in holemod.KINDS},
         "summary": metrics.group_summaries(records, ("mode", "kind"), FLAGS, SCORES),
+        "paired": {
+            f"{mode}-vs-{modes[0]}": metrics.paired(records, modes[0], mode, "edit_similarity") for mode in modes[1:]
+        },
         "records": records,
     }

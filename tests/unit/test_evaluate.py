@@ -174,6 +174,19 @@ def test_percentile_and_summaries():
     assert grouped["none"]["line"]["n"] == 1 and grouped["repo"]["line"]["edit_similarity"] == 0.5
 
 
+def test_paired_differences_against_the_baseline_mode():
+    def rec(mode, line, kind, sim):
+        return {"mode": mode, "path": "a.py", "line": line, "character": 0, "kind": kind, "edit_similarity": sim}
+
+    records = [rec("none", 1, "line", 0.5), rec("none", 2, "block", 0.5), rec("none", 3, "block", 0.2)]
+    records += [rec("repo", 1, "line", 1.0), rec("repo", 2, "block", 0.25), rec("repo", 3, "block", 0.2)]
+    result = metrics.paired(records, "none", "repo", "edit_similarity")
+    assert result["line"] == {"n": 1, "delta": 0.5, "stderr": 0.0, "better": 1, "worse": 0}
+    assert result["block"]["delta"] == -0.125 and result["block"]["worse"] == 1
+    assert result["all"]["n"] == 3 and result["all"]["delta"] == pytest.approx(0.0833, abs=1e-4)
+    assert result["all"]["stderr"] == pytest.approx(0.2205, abs=1e-3)
+
+
 def test_scores_of_a_hole_use_the_first_line_for_single_line_kinds():
     hole = holes.find_holes("a.py", "python", PYTHON)["line"][0]
     completion = Completion(hole.expected + "\nextra = 1", "model", "stop", latency_ms=12.0)
@@ -281,6 +294,7 @@ def test_repo_command_with_the_fake_backend(tmp_path, capsys):
     assert report["summary"]["none"]["all"]["n"] == 8
     assert report["indexed_files"] == report["source_files"] - report["held_out_files"] + 1  # + README.md
     assert {r["mode"] for r in report["records"]} == {"none", "repo"}
+    assert report["paired"]["repo-vs-none"]["all"]["n"] == 8
     assert any(r["context_chars"] for r in report["records"] if r["mode"] == "repo")
     assert "none all" in capsys.readouterr().out
     again = tmp_path / "again.json"
