@@ -33,6 +33,7 @@ class Request:
     heal: bool = True  # token healing: re-generate the prompt's last token constrained to its text
     should_stop: Callable[[str], bool] | None = field(default=None, compare=False)  # e.g. block ended
     on_token: Callable[[str], None] | None = field(default=None, compare=False)  # the text so far, per token
+    joinable: bool = True  # a later request may wait for this one (False: warm-up, speculation)
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ class Engine:
         job's prompt plus characters the model has generated (or is about to), wait for
         that job instead of cancelling it and starting again."""
         job = worker.current()
-        if job is None or not prompt.startswith(job.request.prompt) or job.request.should_stop is _second_line_started:
+        if job is None or not job.request.joinable or not prompt.startswith(job.request.prompt):
             return None
         typed = prompt[len(job.request.prompt) :]
         if not _consistent(job.partial, typed):
@@ -191,6 +191,8 @@ class Engine:
             await asyncio.wait([asyncio.wrap_future(job.result)], timeout=remaining)
         final = job.result.result() if job.result.done() and job.result.exception() is None else None
         text = final.text if final is not None else job.partial
+        if final is not None and len(text) <= len(typed):
+            return None  # it ended before reaching what was typed: ask anew
         if not text.startswith(typed):
             return None if not _consistent(text, typed) else Generation("", "deadline")
         reason = final.stop_reason if final is not None else "deadline"
@@ -244,7 +246,7 @@ class Engine:
             return
         request = Request(
             prompt, max_tokens=self.config.completion.max_tokens, stop_at=time.monotonic() + SPECULATE_S,
-            heal=False, should_stop=_second_line_started,
+            heal=False, should_stop=_second_line_started, joinable=False,
         )  # fmt: skip
         _reply, result, _cancel = self.worker.submit(request, preempt=False)
         result.add_done_callback(lambda fut: self._store_next_line(prompt, fut))
@@ -273,7 +275,7 @@ class Engine:
             line = min(doc.text.count("\n"), self.config.context.prefix_lines)
             _, p = self.prepare(doc, line, 0, explicit=True)
             prompt = p.text
-        self.worker.submit(Request(prompt, max_tokens=1), preempt=False)
+        self.worker.submit(Request(prompt, max_tokens=1, joinable=False), preempt=False)
 
     def close(self, free: bool = True) -> None:
         if self.worker is not None:

@@ -197,7 +197,6 @@ def run_humaneval(engine: Engine, benchmark: str, data_dir: Path, *, limit: int 
         "data": path.name,
         "problems": len(problems),
         "sampled": len(chosen),
-        "seed": seed,
         "network_isolation": " ".join(network_isolation()) or "none (unshare -n unavailable): minimal env only",
         "summary": metrics.summarize(records, FLAGS, SCORES),
         "records": records,

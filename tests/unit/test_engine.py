@@ -205,3 +205,14 @@ async def test_typing_what_the_model_is_generating_joins_it_instead_of_restartin
     await engine.complete(doc(diverged), 4, 8)
     assert len(backend.calls) == 2  # typed something else: a new request
     engine.close()
+
+
+async def test_a_warm_up_in_flight_is_not_joined():
+    """The warm-up's prompt is often a prefix of the first request's: it must not answer it."""
+    backend = FakeBackend(ms_per_token=20)
+    engine = make_engine(backend, speculate=False)
+    opened = SOURCE.replace("    \n", "")
+    engine.warmup(doc(opened))
+    result = await engine.complete(doc(), 4, 4, explicit=True)
+    assert result.source == "model" and result.text == "return a + b"
+    engine.close()
