@@ -1,4 +1,4 @@
-"""``slm-lsp eval``: accuracy of the server's completions.
+"""slm-lsp eval: the accuracy of the server's completions.
 
     slm-lsp eval --repo DIR [--holdout-fraction F] [--limit N] [--seed S] [--modes none,repo] [--json OUT]
     slm-lsp eval --humaneval single-line|multi-line|random-span [--data-dir PATH] [--limit N] [--json OUT]
@@ -31,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="holes / problems (repo default: 100; humaneval: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the holdout and every sample")
     parser.add_argument("--modes", default="none,repo", help="comma-separated: none (no retrieval), repo")
-    parser.add_argument("--data-dir", type=Path, default=None, help=f"HumanEval data (default ${humaneval.ENV_DIR})")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None,
+        help=f"HumanEval data folder or file (default ${humaneval.ENV_DIR}, else ../shared/data/humaneval-infilling)",
+    )
     parser.add_argument("--deadline-ms", type=int, default=DEADLINE_MS, help="explicit-request deadline")
     parser.add_argument("--max-tokens", type=int, default=None, help="override completion.max_tokens")
     parser.add_argument("--max-lines", type=int, default=None, help="override completion.max_lines")
