@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:  # its own parser: `slm-lsp eval --repo DIR ...` (a leading `--` is fine too)
+        from slm_lsp.evaluate import main as eval_main
+
+        rest = argv[1:]
+        return eval_main(rest[1:] if rest[:1] == ["--"] else rest)
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_file, args.log_level)
     if args.command == "doctor":

@@ -90,6 +90,8 @@ def fix_indentation(text: str, ctx: Context) -> str:
     """BLOCK: re-indent the model's lines onto ctx.indent, keeping their relative nesting."""
     if ctx.mode is not Mode.BLOCK or not text.strip():
         return text
+    if not ctx.line_prefix and _plausible_indent(_leading(text), ctx):
+        return text  # at column 0 the model's own indentation says which block the line is in
     lines = text.split("\n")
     blank_cursor_line = not ctx.line_prefix.strip()
     rows = [i for i, line in enumerate(lines) if line.strip() and (i > 0 or blank_cursor_line)]
@@ -242,6 +244,14 @@ def _net_depth(text: str, ctx: Context) -> int:
     quote = mask_literals(ctx.line_prefix, ctx.language)[1]
     masked = mask_literals(text, ctx.language, quote)[0]
     return sum((ch in _OPENERS) - (ch in _CLOSERS) for ch in masked)
+
+
+def _plausible_indent(lead: str, ctx: Context) -> bool:
+    """Non-empty, the file's kind of indentation, whole units, at most one level deeper than ctx.indent."""
+    unit = ctx.indent_unit or "    "
+    step = 4 if unit == "\t" else len(unit)
+    width = _width(lead)
+    return bool(lead) and ("\t" in lead) == (unit == "\t") and width % step == 0 and width <= _width(ctx.indent) + step
 
 
 def _leading(line: str) -> str:

@@ -118,7 +118,8 @@ class Workspace:
                 self._memo.move_to_end(key)
                 return self._memo[key]
         found = retrieve(
-            self.index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.suffix,
+            # retrieval expects the suffix to start with the rest of the cursor line
+            self.index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix,
             budget_tokens=self.config.retrieval_tokens, min_score=self.config.min_score,
             recent=recent, count_tokens=estimate_tokens,
         )  # fmt: skip
