@@ -39,7 +39,7 @@ async def main():
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=new)])); version += 1
         t = time.monotonic(); r = await inline(c, uri, n, len(indent) + i); rows["warm"].append((time.monotonic() - t) * 1000)
-        t = time.monotonic(); r2 = await inline(c, uri, n, len(indent) + i); rows["cache"].append((time.monotonic() - t) * 1000)
+        t = time.monotonic(); await inline(c, uri, n, len(indent) + i); rows["cache"].append((time.monotonic() - t) * 1000)
     print({k: round(statistics.median(v), 1) for k, v in rows.items()}, "line:", repr(body), "last:", r.items[0].insert_text if r.items else None)
     await c.shutdown_session()
 asyncio.run(main())

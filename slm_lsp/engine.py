@@ -14,7 +14,7 @@ import fnmatch
 import logging
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from slm_lsp import context as ctxmod
@@ -287,6 +287,4 @@ class Engine:
 
 
 def _with_latency(c: Completion, ms: float) -> Completion:
-    from dataclasses import replace
-
     return replace(c, latency_ms=ms)

@@ -95,7 +95,6 @@ class LlamaBackend:
         self._pieces: list[bytes] | None = None
         self._by_first_byte: dict[int, list[int]] | None = None
         self._allowed_memo: dict[bytes, np.ndarray] = {}
-        self._lock = threading.Lock()
 
     @staticmethod
     def _load(llama_cpp, model_path: Path, adapter_path: Path | None, n_ctx: int, n_batch: int, threads: int):
