@@ -156,7 +156,11 @@ def _decide(
         if prev is not None and _is_opener(root, language, prev.row, prev.text):
             opened = _leading(prev.text) + window.unit
             return Mode.BLOCK, "after-block-opener", lp if len(lp) > len(opened) else opened
-        return Mode.BLOCK, "empty-line", lp or _blank_line_indent(window)
+        indent = lp or _blank_line_indent(window)
+        nxt = next((ln.text for ln in window.below if ln.text.strip()), None)
+        if nxt is not None and len(_leading(nxt).expandtabs(4)) >= len(indent.expandtabs(4)):
+            return Mode.LINE, "between-statements", indent  # inserting into code that goes on: one line
+        return Mode.BLOCK, "empty-line", indent
     if not after and _is_opener(root, language, cur.row, head):
         return Mode.BLOCK, "after-block-opener", line_indent + window.unit
     code = lp.rstrip()

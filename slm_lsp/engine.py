@@ -22,6 +22,7 @@ from slm_lsp.backend import Backend, Generation, Request, Worker
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config
 from slm_lsp.context import Context, Mode
+from slm_lsp.indexing.header import file_header
 from slm_lsp.postprocess import postprocess
 from slm_lsp.prompt import Prompt, PromptBudget, build_prompt
 from slm_lsp.templates import FimTemplate
@@ -142,9 +143,11 @@ class Engine:
                 snippets = self.retriever(doc, ctx)
             except Exception:  # retrieval is an extra: never fail a completion on it
                 log.exception("retrieval failed")
+        header = file_header(ctx.language, doc.text, ctx.prefix_start_line) if cc.file_header else ""
         prompt = build_prompt(
-            self.template, ctx, path=doc.path, repo_name=self.repo_name, snippets=snippets, budget=PromptBudget()
-        )
+            self.template, ctx, path=doc.path, repo_name=self.repo_name, snippets=snippets, header=header,
+            budget=PromptBudget(),
+        )  # fmt: skip
         return ctx, prompt
 
     async def complete(self, doc: Document, line: int, character: int, *, explicit: bool = False, tree=None) -> Completion:

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--holdout-fraction", type=float, default=0.2, help="share of source files held out (repo)")
     parser.add_argument("--limit", type=int, default=None, help="holes / problems (repo default: 100; humaneval: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the holdout and every sample")
-    parser.add_argument("--modes", default="none,repo", help="comma-separated: none (no retrieval), repo")
+    parser.add_argument("--modes", default="none,repo", help="comma-separated: none (the window only), file (+ the file's imports), repo (+ retrieval)")
     parser.add_argument(
         "--data-dir", type=Path, default=None,
         help=f"HumanEval data folder or file (default ${humaneval.ENV_DIR}, else ../shared/data/humaneval-infilling)",

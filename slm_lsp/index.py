@@ -228,6 +228,11 @@ class WorkspaceIndex:
         with self._lock:
             return self._tables.definitions_named(name)
 
+    def importers_of(self, name: str) -> list[tuple[str, Import]]:
+        """(file, import statement) for each indexed file that binds `name` by an import."""
+        with self._lock:
+            return self._tables.importers_of(name)
+
     def symbols(self, path: str) -> FileSymbols | None:
         with self._lock:
             entry = self._tables.entries.get(path)

@@ -87,8 +87,9 @@ def _cut_at_close(lines: list[str], ctx: Context) -> list[str]:
 
 
 def fix_indentation(text: str, ctx: Context) -> str:
-    """BLOCK: re-indent the model's lines onto ctx.indent, keeping their relative nesting."""
-    if ctx.mode is not Mode.BLOCK or not text.strip():
+    """BLOCK, or a LINE on a blank line: re-indent the model's lines onto ctx.indent, keeping their nesting."""
+    blank_line = not ctx.line_prefix.strip() and not ctx.line_suffix.strip()
+    if not text.strip() or not (ctx.mode is Mode.BLOCK or (ctx.mode is Mode.LINE and blank_line)):
         return text
     if not ctx.line_prefix and _plausible_indent(_leading(text), ctx):
         return text  # at column 0 the model's own indentation says which block the line is in

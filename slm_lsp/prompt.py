@@ -2,7 +2,7 @@
 only grows at its end while the user types.
 
     [<|repo_name|>name  <|file_sep|>path  snippet ...  <|file_sep|>this/file.py]
-    <|fim_prefix|> lines before the anchor
+    <|fim_prefix|> [the file's imports above the window] lines before the anchor
     <|fim_suffix|> rest of the cursor line, lines after it
     <|fim_middle|> lines from the anchor to the cursor, the cursor line's prefix
 
@@ -34,6 +34,7 @@ class PromptBudget:
     prefix_tokens: int = 384  # lines before the anchor, cut at the top
     suffix_tokens: int = 96  # text after the cursor, cut at the bottom
     head_step: int = 8  # anchor granularity in lines
+    header_tokens: int = 320  # the file's imports above the window, cut at the top
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ def build_prompt(
     path: str = "",
     repo_name: str = "",
     snippets: Sequence[Snippet] = (),
+    header: str = "",
     budget: PromptBudget = PromptBudget(),
     count_tokens: Callable[[str], int] = estimate_tokens,
 ) -> Prompt:
@@ -58,6 +60,8 @@ def build_prompt(
     after = trim_bottom(ctx.line_suffix + "\n" + ctx.suffix, budget.suffix_tokens, count_tokens)
     head = head_lines + ctx.line_prefix
     repo = render_repo_context(template, repo_name, path, snippets)
+    if header := trim_top(header, budget.header_tokens, count_tokens):
+        before = header + "\n" + before  # the file's imports, then (after a gap) the window
     fim = f"{template.prefix}{before}{template.suffix}{after}{template.middle}{head}"
     return Prompt(text=repo + fim, head=head, context_chars=len(repo))
 

@@ -27,7 +27,7 @@ from slm_lsp.languages import detect_language, has_grammar
 from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import retrieve
 
-MODES = ("none", "repo")
+MODES = ("none", "file", "repo")  # window only; + the file's imports; + the file's imports and retrieval
 FLAGS = ("exact", "parses", "empty", "overlong")
 SCORES = ("edit_similarity", "identifier_f1")
 _GLOB_SPECIAL = "\\*?[!#"
@@ -77,8 +77,9 @@ def make_retriever(index: WorkspaceIndex, config: IndexConfig) -> Callable[[Docu
 
     def retriever(doc: Document, ctx: Context) -> tuple:
         return retrieve(
-            index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.suffix,
-            budget_tokens=config.retrieval_tokens, min_score=config.min_score, count_tokens=estimate_tokens,
+            index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix,
+            budget_tokens=config.retrieval_tokens, min_score=config.min_score, document=doc.text,
+            row=ctx.prefix_start_line + ctx.prefix.count("\n"), count_tokens=estimate_tokens,
         )  # fmt: skip
 
     return retriever
@@ -144,10 +145,11 @@ def run_repo(
         indexed_files = len(index.files()) if index is not None else 0
         engine.repo_name = root.name
         for mode in modes:
+            engine.config = replace(config, context=replace(config.context, file_header=mode != "none"))
             engine.retriever = make_retriever(index, config.index) if mode == "repo" and index is not None else None
             done = complete_all(engine, positions, label=f"{root.name} {mode}")
             records += [score(h, c, mode, errors[h.path]) for h, c in zip(chosen, done)]
-    engine.retriever = None
+    engine.retriever, engine.config = None, config
     return {
         "benchmark": "repo",
         "repo": root.name,

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .model import Chunk, Definition, FileEntry
+from .model import Chunk, Definition, FileEntry, Import
+
+
+def local_names(imp: Import) -> tuple[str, ...]:
+    """The names an import statement binds in the importing file."""
+    if imp.alias:
+        return (imp.alias,)
+    if imp.names:
+        return tuple(n for n in imp.names if n != "*")
+    return (imp.module.split(".")[0].split("/")[-1],) if imp.module and imp.module[0].isalpha() else ()
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,7 @@ class Tables:
     def __init__(self) -> None:
         self.entries: dict[str, FileEntry] = {}
         self._by_name: dict[str, list[Definition]] = {}
+        self._importers: dict[str, list[tuple[str, Import]]] = {}  # bound name -> (importing file, import)
         self._postings: dict[str, set[tuple[str, int]]] = {}
         self._token_total = 0
         self._chunk_total = 0
@@ -32,6 +42,9 @@ class Tables:
         self.entries[entry.path] = entry
         for definition in entry.symbols.definitions:
             self._by_name.setdefault(definition.name, []).append(definition)
+        for imp in entry.symbols.imports:
+            for name in local_names(imp):
+                self._importers.setdefault(name, []).append((entry.path, imp))
         for i, chunk in enumerate(entry.chunks):
             for token in chunk.tokens:
                 self._postings.setdefault(token, set()).add((entry.path, i))
@@ -47,6 +60,12 @@ class Tables:
             found[:] = [d for d in found if d.path != path]
             if not found:
                 self._by_name.pop(definition.name, None)
+        for imp in entry.symbols.imports:
+            for name in local_names(imp):
+                importers = self._importers.get(name, [])
+                importers[:] = [(p, i) for p, i in importers if p != path]
+                if not importers:
+                    self._importers.pop(name, None)
         for i, chunk in enumerate(entry.chunks):
             for token in chunk.tokens:
                 postings = self._postings.get(token)
@@ -60,6 +79,9 @@ class Tables:
 
     def definitions_named(self, name: str) -> list[Definition]:
         return list(self._by_name.get(name, ()))
+
+    def importers_of(self, name: str) -> list[tuple[str, Import]]:
+        return list(self._importers.get(name, ()))
 
     def definition_count(self) -> int:
         return sum(len(e.symbols.definitions) for e in self.entries.values())

@@ -218,7 +218,7 @@ def summary(ctx: Context) -> tuple[str, str, str]:
         ("x = 1  # comment" + CURSOR + "\n", "python", ("none", "in-comment", "")),
         (insert(ELFFILE_PY, "        magic = bytes(ident[:4])"), "python", ("line", "end-of-line", "        ")),
         (ELFFILE_PY.replace("bytes(ident[:4])", "bytes(" + CURSOR), "python", ("line", "mid-expression", "        ")),
-        (insert(ELFFILE_PY, "        self._f = f", "\n"), "python", ("block", "empty-line", "        ")),
+        (insert(ELFFILE_PY, "        self._f = f", "\n"), "python", ("line", "between-statements", "        ")),
         ("class ELFInvalid(ValueError):\n" + CURSOR + "\n", "python", ("block", "after-block-opener", "    ")),
         ("x = {'a':" + CURSOR + "\n", "python", ("line", "mid-expression", "")),
         ("f = lambda x:" + CURSOR + "\n", "python", ("line", "mid-expression", "")),
@@ -241,7 +241,7 @@ def summary(ctx: Context) -> tuple[str, str, str]:
         (insert(SPEEDUPS_C, "\tif (!delta) {"), "c", ("block", "after-block-opener", "\t\t")),
         (SPEEDUPS_C.replace("count the", "count " + CURSOR + "the"), "c", ("none", "in-comment", "\t")),
         (insert(SPEEDUPS_C, "\t/* count the characters that need escaping */"), "c", ("line", "end-of-line", "\t")),
-        (insert(SPEEDUPS_C, "\tPy_ssize_t delta = 0;", "\n"), "c", ("block", "empty-line", "\t")),
+        (insert(SPEEDUPS_C, "\tPy_ssize_t delta = 0;", "\n"), "c", ("line", "between-statements", "\t")),
     ],
 )
 def test_mode_decisions(snippet: str, language: str, expected: tuple[str, str, str]) -> None:
@@ -284,10 +284,13 @@ def test_rust_lifetimes_are_not_strings() -> None:
 
 
 def test_blank_line_at_column_zero_takes_the_indentation_of_the_code_around() -> None:
+    """Between two statements of a block: one line (the code goes on below); at the block's end: a block."""
     snippet = "def f(x):\n    y = x + 1\n" + CURSOR + "\n    return y\n"
-    assert summary(at(snippet, "python")) == ("block", "empty-line", "    ")
+    assert summary(at(snippet, "python")) == ("line", "between-statements", "    ")
     go = "func f() {\n\tx := 1\n" + CURSOR + "\n}\n"
     assert summary(at(go, "go")) == ("block", "empty-line", "\t")
+    last = "def f(x):\n    y = x + 1\n    " + CURSOR + "\n\nz = 2\n"
+    assert summary(at(last, "python")) == ("block", "empty-line", "    ")
 
 
 def test_blank_line_after_an_opener_is_the_block_body() -> None:

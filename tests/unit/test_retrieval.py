@@ -294,3 +294,62 @@ def test_a_bare_name_never_means_a_method_of_another_file(tmp_path: Path) -> Non
     prefix = "def run(store):\n"
     assert not [s for s in ask(index, prefix, "    flush_all(", path="pkg/run.py") if s.kind == "definition"]
     assert [s for s in ask(index, prefix, "    store.flush_all(", path="pkg/run.py") if s.kind == "definition"]
+
+
+IMPORTERS = {
+    "pkg/cache.py": "class SafeFileCache:\n    pass\n\n\ndef is_from_cache(resp):\n    return False\n",
+    "pkg/session.py": "import logging\n\nfrom pkg.cache import SafeFileCache, is_from_cache\n\nlog = logging.getLogger()\n",
+    "pkg/other.py": "from pkg.cache import SafeFileCache\nimport pkg.cache\n",
+}
+DOWNLOAD = '''"""Downloads."""
+
+import os
+
+# the import being written goes here
+
+def fetch(url):
+    """Maybe the SafeFileCache holds it."""
+    cache = SafeFileCache()
+    if is_from_cache(url):
+        logging.info("cached %s", os.path.basename(url))
+    return Download(cache)
+
+
+class Download:
+    pass
+'''
+
+
+def ask_in(index: WorkspaceIndex, document: str, row: int, path: str = "pkg/download.py") -> tuple[Snippet, ...]:
+    lines = document.split("\n")
+    prefix = "\n".join(lines[:row]) + "\n"
+    return retrieve(
+        index, path, "python", prefix, "", "\n" + "\n".join(lines[row + 1 :]),
+        budget_tokens=1000, min_score=0.2, document=document, row=row,
+    )  # fmt: skip
+
+
+def test_in_the_import_block_other_files_show_how_they_import_the_names_used_below(tmp_path: Path) -> None:
+    index = build(tmp_path, IMPORTERS)
+    hints = [(s.path, s.text) for s in ask_in(index, DOWNLOAD, 4) if s.kind == "import"]
+    # used below, imported nowhere here: SafeFileCache and is_from_cache, logging; not os (imported), not
+    # Download (defined here), not `cache` (a local name, and `import pkg.cache` binds `pkg`)
+    assert hints == [("pkg/session.py", "from pkg.cache import SafeFileCache, is_from_cache\nimport logging")]
+
+
+def test_no_import_hints_below_the_import_block_or_in_the_own_module(tmp_path: Path) -> None:
+    index = build(tmp_path, IMPORTERS)
+    assert not [s for s in ask_in(index, DOWNLOAD, 9) if s.kind == "import"]
+    own = "\n\n\ndef f():\n    return SafeFileCache()\n"  # pkg/cache.py itself: never `from pkg.cache import ...`
+    assert not [s for s in ask_in(index, own, 0, path="pkg/cache.py") if s.kind == "import"]
+
+
+def test_importers_follow_updates_and_removals(tmp_path: Path) -> None:
+    index = build(tmp_path, IMPORTERS)
+    assert sorted(p for p, _ in index.importers_of("SafeFileCache")) == ["pkg/other.py", "pkg/session.py"]
+    assert [p for p, _ in index.importers_of("pkg")] == ["pkg/other.py"]  # `import pkg.cache` binds `pkg`
+    index.update_file("pkg/other.py", "import json\n")
+    assert [p for p, _ in index.importers_of("SafeFileCache")] == ["pkg/session.py"]
+    assert [p for p, _ in index.importers_of("json")] == ["pkg/other.py"]
+    index.remove_file("pkg/session.py")
+    assert index.importers_of("SafeFileCache") == [] and index.importers_of("logging") == []

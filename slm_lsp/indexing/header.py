@@ -1,0 +1,68 @@
+"""A file's header: its top-level import statements.
+
+When the prompt's window has scrolled past the top of the file, the model no
+longer sees what the file imports, so it guesses names and modules. The header
+gives it back those lines (only those: no docstrings, no code) in file order.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .symbols import parse
+from .syntax import last_line, text_of
+
+HEAD_LINES = 200  # imports are looked for in the file's first lines only
+
+_IMPORTS = {
+    "python": frozenset({"import_statement", "import_from_statement", "future_import_statement"}),
+    "javascript": frozenset({"import_statement"}),
+    "typescript": frozenset({"import_statement"}),
+    "tsx": frozenset({"import_statement"}),
+    "go": frozenset({"package_clause", "import_declaration"}),
+    "rust": frozenset({"use_declaration", "extern_crate_declaration", "mod_item"}),
+    "java": frozenset({"package_declaration", "import_declaration"}),
+    "c": frozenset({"preproc_include"}),
+    "cpp": frozenset({"preproc_include", "using_declaration"}),
+}
+# containers looked through: `if TYPE_CHECKING:`, `try: import x except ImportError: ...`
+_PY_CONTAINERS = frozenset({"if_statement", "try_statement", "block", "else_clause", "except_clause"})
+
+
+def head_of(text: str) -> str:
+    """The part of a document the header comes from."""
+    return "\n".join(text.split("\n", HEAD_LINES)[:HEAD_LINES])
+
+
+@lru_cache(maxsize=32)
+def import_statements(language: str, head: str) -> tuple[tuple[int, str], ...]:
+    """(last row, text) of each top-level import statement in `head`, in order; a statement
+    written over several lines becomes one line where the language allows it (Python)."""
+    types = _IMPORTS.get(language)
+    root = parse(language, head) if types else None
+    if root is None or types is None:
+        return ()
+    found: list[tuple[int, str]] = []
+
+    def visit(node, depth: int) -> None:
+        for child in node.named_children:
+            if child.type in types and not child.has_error:
+                found.append((last_line(child), _one_line(language, text_of(child))))
+            elif language == "python" and depth < 3 and child.type in _PY_CONTAINERS:
+                visit(child, depth + 1)
+
+    visit(root, 0)
+    return tuple(found)
+
+
+def file_header(language: str, text: str, before_row: int) -> str:
+    """The import statements of `text` that end above `before_row`, one per line, in file order ("" if none)."""
+    statements = [s for row, s in import_statements(language, head_of(text)) if row < before_row]
+    return "".join(s + "\n" for s in statements)
+
+
+def _one_line(language: str, statement: str) -> str:
+    if language != "python" or "\n" not in statement:
+        return statement
+    flat = " ".join(part.strip() for part in statement.split("\n") if part.strip() and not part.strip().startswith("#"))
+    return flat.replace("( ", "(").replace(", )", ")").replace(",)", ")").replace(" \\ ", " ")

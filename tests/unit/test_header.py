@@ -1,0 +1,97 @@
+"""The file's header (its imports) at the start of the prompt once the window has scrolled past them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from slm_lsp.config import Config
+from slm_lsp.context import build_context
+from slm_lsp.engine import Document, Engine
+from slm_lsp.indexing.header import file_header
+from slm_lsp.prompt import build_prompt
+from slm_lsp.templates import QWEN
+
+# the head of pip/_internal/resolution/resolvelib/resolver.py (real code)
+RESOLVER_HEAD = '''from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, cast
+
+from pip._vendor.resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
+
+from pip._internal.exceptions import ResolutionTooDeepError
+from pip._internal.resolution.resolvelib.reporter import (
+    PipDebuggingReporter,
+    PipReporter,
+)
+
+from .base import Candidate, Requirement
+
+if TYPE_CHECKING:
+    from pip._vendor.resolvelib.resolvers import Result as RLResult
+
+    Result = RLResult[Requirement, Candidate, str]
+
+
+logger = logging.getLogger(__name__)
+
+
+class Resolver(BaseResolver):
+    _allowed_strategies = {"eager", "only-if-needed", "to-satisfy-only"}
+'''
+BODY = "".join(f"    def method_{i}(self) -> int:\n        return {i}\n\n" for i in range(60))
+DOCUMENT = RESOLVER_HEAD + BODY
+
+
+def test_header_is_the_import_statements_one_per_line():
+    assert file_header("python", DOCUMENT, 1000) == (
+        "from __future__ import annotations\n"
+        "import contextlib\n"
+        "import logging\n"
+        "from typing import TYPE_CHECKING, cast\n"
+        "from pip._vendor.resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep\n"
+        "from pip._internal.exceptions import ResolutionTooDeepError\n"
+        "from pip._internal.resolution.resolvelib.reporter import (PipDebuggingReporter, PipReporter)\n"
+        "from .base import Candidate, Requirement\n"
+        "from pip._vendor.resolvelib.resolvers import Result as RLResult\n"
+    )
+
+
+def test_only_imports_above_the_window_are_in_the_header():
+    assert file_header("python", DOCUMENT, 3) == "from __future__ import annotations\nimport contextlib\n"
+    assert file_header("python", DOCUMENT, 0) == ""
+
+
+def test_other_languages_and_plain_text():
+    js = 'import { readFile } from "node:fs";\nimport path from "path";\n\nexport function f() {}\n'
+    assert file_header("javascript", js, 10) == 'import { readFile } from "node:fs";\nimport path from "path";\n'
+    go = 'package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nfunc main() {}\n'
+    assert file_header("go", go, 10) == 'package main\nimport (\n\t"fmt"\n\t"os"\n)\n'
+    assert file_header("text", "import os\n", 10) == ""
+    assert file_header("python", "def f(:\n  import os\n", 10) == ""  # not top level
+
+
+def test_engine_puts_the_header_first_in_the_prefix_and_typing_only_appends():
+    engine = Engine(Config(), QWEN, backend=None, cache=None)
+    line = DOCUMENT.count("\n") - 2  # far below the imports: the 48-line window no longer has them
+    lines = DOCUMENT.split("\n")
+    previous = ""
+    for typed in ("", "  ", "  x", "  x = 1"):
+        text = "\n".join(lines[:line] + [typed] + lines[line + 1 :])
+        doc = Document("file:///r.py", "r.py", text, "python")
+        _, prompt = engine.prepare(doc, line, len(typed), explicit=False)
+        assert prompt.text.startswith("<|fim_prefix|>from __future__ import annotations\nimport contextlib\n")
+        assert "import Result as RLResult\n\n" in prompt.text  # then a gap, then the window
+        assert prompt.text.startswith(previous)
+        previous = prompt.text
+    engine.config = replace(Config(), context=replace(Config().context, file_header=False))
+    _, prompt = engine.prepare(doc, line, len(typed), explicit=False)
+    assert "import" not in prompt.text
+
+
+def test_no_header_when_the_window_still_shows_the_imports():
+    ctx = build_context(DOCUMENT, 30, 0, "python")
+    header = file_header("python", DOCUMENT, ctx.prefix_start_line)
+    assert header == ""
+    assert build_prompt(QWEN, ctx, header=header).text.count("import contextlib") == 1
