@@ -54,7 +54,7 @@ class ContextConfig:
     prefix_lines: int = 48  # lines before the cursor in the prompt (window moves in steps)
     suffix_lines: int = 16  # lines after the cursor in the prompt
     window_step: int = 16  # the prefix window moves this many lines at a time (KV reuse)
-    file_header: bool = True  # the file's imports start the prompt when the window is below them
+    file_context: bool = True  # the file beyond the window: its imports, its parts most like the cursor's code
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from slm_lsp.backend import Backend, Generation, Request, Worker
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config
 from slm_lsp.context import Context, Mode
-from slm_lsp.indexing.header import file_header
+from slm_lsp.filecontext import FileContext, file_context
 from slm_lsp.postprocess import postprocess
-from slm_lsp.prompt import Prompt, PromptBudget, build_prompt
+from slm_lsp.prompt import Prompt, PromptBudget, build_prompt, estimate_tokens
 from slm_lsp.templates import FimTemplate
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class Engine:
         self.template = template
         self.cache = cache
         self.retriever = retriever
+        self._file_memo: dict[tuple, FileContext] = {}
         self.repo_name = repo_name
         self.worker: Worker | None = Worker(backend) if backend is not None else None
         self.unavailable = "" if backend is not None else "loading the model"  # why there is no model
@@ -143,12 +144,32 @@ class Engine:
                 snippets = self.retriever(doc, ctx)
             except Exception:  # retrieval is an extra: never fail a completion on it
                 log.exception("retrieval failed")
-        header = file_header(ctx.language, doc.text, ctx.prefix_start_line) if cc.file_header else ""
+        file = self._file_context(doc, ctx) if cc.file_context else FileContext()
         prompt = build_prompt(
-            self.template, ctx, path=doc.path, repo_name=self.repo_name, snippets=snippets, header=header,
+            self.template, ctx, path=doc.path, repo_name=self.repo_name, snippets=snippets, file=file,
             budget=PromptBudget(),
         )  # fmt: skip
         return ctx, prompt
+
+    def _file_context(self, doc: Document, ctx: Context) -> FileContext:
+        """The file beyond the window; memoised on the window's text, so typing on a line reuses it."""
+        key = (doc.uri, ctx.prefix_start_line, ctx.prefix, ctx.suffix)
+        if (found := self._file_memo.get(key)) is not None:
+            return found
+        row = ctx.prefix_start_line + ctx.prefix.count("\n")
+        window = (ctx.prefix_start_line, row + ctx.suffix.count("\n") + 1)
+        try:
+            found = file_context(
+                ctx.language, doc.text, row, window, parts_tokens=PromptBudget().parts_tokens,
+                count_tokens=estimate_tokens,
+            )  # fmt: skip
+        except Exception:  # an extra, like retrieval: never fail a completion on it
+            log.exception("file context failed")
+            found = FileContext()
+        self._file_memo[key] = found
+        while len(self._file_memo) > 32:
+            self._file_memo.pop(next(iter(self._file_memo)))
+        return found
 
     async def complete(self, doc: Document, line: int, character: int, *, explicit: bool = False, tree=None) -> Completion:
         t0 = time.monotonic()

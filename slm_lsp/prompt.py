@@ -2,8 +2,8 @@
 only grows at its end while the user types.
 
     [<|repo_name|>name  <|file_sep|>path  snippet ...  <|file_sep|>this/file.py]
-    <|fim_prefix|> [the file's imports above the window] lines before the anchor
-    <|fim_suffix|> rest of the cursor line, lines after it
+    <|fim_prefix|> [the file's imports] [parts of the file above the window] lines before the anchor
+    <|fim_suffix|> rest of the cursor line, lines after it [parts of the file below the window]
     <|fim_middle|> lines from the anchor to the cursor, the cursor line's prefix
 
 The anchor is the cursor line rounded down to a multiple of ``head_step``, so
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from slm_lsp.context import Context
+from slm_lsp.filecontext import FileContext
 from slm_lsp.templates import FimTemplate
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class PromptBudget:
     suffix_tokens: int = 96  # text after the cursor, cut at the bottom
     head_step: int = 8  # anchor granularity in lines
     header_tokens: int = 320  # the file's imports above the window, cut at the top
+    parts_tokens: int = 192  # other parts of the file like the code around the cursor (filecontext.py)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def build_prompt(
     path: str = "",
     repo_name: str = "",
     snippets: Sequence[Snippet] = (),
-    header: str = "",
+    file: FileContext = FileContext(),
     budget: PromptBudget = PromptBudget(),
     count_tokens: Callable[[str], int] = estimate_tokens,
 ) -> Prompt:
@@ -60,8 +62,10 @@ def build_prompt(
     after = trim_bottom(ctx.line_suffix + "\n" + ctx.suffix, budget.suffix_tokens, count_tokens)
     head = head_lines + ctx.line_prefix
     repo = render_repo_context(template, repo_name, path, snippets)
-    if header := trim_top(header, budget.header_tokens, count_tokens):
-        before = header + "\n" + before  # the file's imports, then (after a gap) the window
+    before = file.above + before  # parts of the file above the window (file order), then the window
+    if header := trim_top(file.header, budget.header_tokens, count_tokens):
+        before = header + "\n" + before  # the file's imports first
+    after += file.below
     fim = f"{template.prefix}{before}{template.suffix}{after}{template.middle}{head}"
     return Prompt(text=repo + fim, head=head, context_chars=len(repo))
 

@@ -27,7 +27,7 @@ from slm_lsp.languages import detect_language, has_grammar
 from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import retrieve
 
-MODES = ("none", "file", "repo")  # window only; + the file's imports; + the file's imports and retrieval
+MODES = ("none", "file", "repo")  # the window only; + the rest of the file (filecontext.py); + retrieval
 FLAGS = ("exact", "parses", "empty", "overlong")
 SCORES = ("edit_similarity", "identifier_f1")
 _GLOB_SPECIAL = "\\*?[!#"
@@ -145,7 +145,7 @@ def run_repo(
         indexed_files = len(index.files()) if index is not None else 0
         engine.repo_name = root.name
         for mode in modes:
-            engine.config = replace(config, context=replace(config.context, file_header=mode != "none"))
+            engine.config = replace(config, context=replace(config.context, file_context=mode != "none"))
             engine.retriever = make_retriever(index, config.index) if mode == "repo" and index is not None else None
             done = complete_all(engine, positions, label=f"{root.name} {mode}")
             records += [score(h, c, mode, errors[h.path]) for h, c in zip(chosen, done)]

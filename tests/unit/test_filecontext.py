@@ -7,6 +7,7 @@ from dataclasses import replace
 from slm_lsp.config import Config
 from slm_lsp.context import build_context
 from slm_lsp.engine import Document, Engine
+from slm_lsp.filecontext import FileContext
 from slm_lsp.indexing.header import file_header
 from slm_lsp.prompt import build_prompt
 from slm_lsp.templates import QWEN
@@ -85,7 +86,7 @@ def test_engine_puts_the_header_first_in_the_prefix_and_typing_only_appends():
         assert "import Result as RLResult\n\n" in prompt.text  # then a gap, then the window
         assert prompt.text.startswith(previous)
         previous = prompt.text
-    engine.config = replace(Config(), context=replace(Config().context, file_header=False))
+    engine.config = replace(Config(), context=replace(Config().context, file_context=False))
     _, prompt = engine.prepare(doc, line, len(typed), explicit=False)
     assert "import" not in prompt.text
 
@@ -94,4 +95,4 @@ def test_no_header_when_the_window_still_shows_the_imports():
     ctx = build_context(DOCUMENT, 30, 0, "python")
     header = file_header("python", DOCUMENT, ctx.prefix_start_line)
     assert header == ""
-    assert build_prompt(QWEN, ctx, header=header).text.count("import contextlib") == 1
+    assert build_prompt(QWEN, ctx, file=FileContext(header=header)).text.count("import contextlib") == 1
