@@ -96,11 +96,14 @@ def select(
     n = len(candidates)
     frequency = {t: sum(t in s.tokens for s in candidates) for t in query}
     idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in frequency.items() if df}
-    total = sum(math.log(1 + (n + 0.5) / 0.5) if t not in idf else idf[t] for t in query) or 1.0
+    total = sum(idf.values()) or 1.0  # the weight the file can match at all
     average = sum(len(s.tokens) for s in candidates) / n or 1.0
 
     def score(s: Segment) -> float:
-        weight = sum(idf.get(t, 0.0) for t in s.tokens & query)
+        matched = s.tokens & query
+        if len(matched) < 2:
+            return 0.0
+        weight = sum(idf[t] for t in matched)
         norm = min(1.0, (K1 + 1) / (1 + K1 * (1 - B + B * len(s.tokens) / average)))
         return weight * norm / total
 

@@ -96,3 +96,47 @@ def test_no_header_when_the_window_still_shows_the_imports():
     header = file_header("python", DOCUMENT, ctx.prefix_start_line)
     assert header == ""
     assert build_prompt(QWEN, ctx, file=FileContext(header=header)).text.count("import contextlib") == 1
+
+
+# pygls-like code (real shapes of code): a long file whose far parts share names with the cursor's code
+FAR_ABOVE = '''def offset_at_position(lines, position):
+    row, col = position.line, position.character
+    return col + sum(len(line) for line in lines[:row])
+'''
+FILLER = "".join(f"def unrelated_{i}(value):\n    return value * {i}\n\n" for i in range(30))
+FILLER_BELOW = "".join(f"def helper_{i}(item):\n    return [item] * {i}\n\n" for i in range(30))
+FAR_BELOW = '''def word_at_position(lines, position):
+    row, col = position.line, position.character
+    line = lines[row]
+    return line[:col].split()[-1]
+'''
+
+
+def test_far_parts_like_the_cursor_code_join_the_prompt_in_file_order():
+    from slm_lsp.filecontext import file_context, segments
+    from slm_lsp.prompt import estimate_tokens
+
+    cursor_code = "def position_to_offset(lines, position):\n    row, col = position.line, position.character\n"
+    text = "import os\n\n" + FAR_ABOVE + "\n" + FILLER + cursor_code + "    \n\n" + FILLER_BELOW + FAR_BELOW
+    lines = text.split("\n")
+    row = lines.index("    ")
+    window = (row - 10, row + 10)
+    fc = file_context("python", text, row, window, parts_tokens=200, count_tokens=estimate_tokens)
+    assert fc.header == "import os\n"
+    assert fc.above == FAR_ABOVE.rstrip("\n") + "\n\n"
+    assert fc.below == "\n" + FAR_BELOW.rstrip("\n") + "\n"
+    assert "unrelated" not in fc.above + fc.below and "helper" not in fc.above + fc.below
+    assert file_context("python", text, row, window, parts_tokens=0, count_tokens=estimate_tokens).above == ""
+    # the query leaves the cursor line out: typing on it keeps the selection (and the KV cache)
+    typed = text.replace(cursor_code + "    \n", cursor_code + "    return unrelated_3(x)\n")
+    again = file_context("python", typed, row, window, parts_tokens=200, count_tokens=estimate_tokens)
+    assert again == fc
+    assert [(s.start, s.end) for s in segments(["a", "b", "", "c"] + ["d"] * 13)] == [(0, 1), (3, 14), (15, 16)]
+
+
+def test_prompt_with_file_parts_keeps_fim_order():
+    ctx = build_context(DOCUMENT, DOCUMENT.count("\n") - 2, 0, "python")
+    fc = FileContext(header="import os\n", above="def a():\n    pass\n\n", below="\ndef z():\n    pass\n")
+    text = build_prompt(QWEN, ctx, file=fc).text
+    assert text.startswith("<|fim_prefix|>import os\n\ndef a():\n    pass\n\n")
+    assert text.split("<|fim_middle|>")[0].endswith("\ndef z():\n    pass\n")
