@@ -153,14 +153,15 @@ class Engine:
 
     def _file_context(self, doc: Document, ctx: Context) -> FileContext:
         """The file beyond the window; memoised on the window's text, so typing on a line reuses it."""
-        key = (doc.uri, ctx.prefix_start_line, ctx.prefix, ctx.suffix)
+        parts_tokens = self.config.context.file_parts_tokens
+        key = (doc.uri, ctx.prefix_start_line, ctx.prefix, ctx.suffix, parts_tokens)
         if (found := self._file_memo.get(key)) is not None:
             return found
         row = ctx.prefix_start_line + ctx.prefix.count("\n")
         window = (ctx.prefix_start_line, row + ctx.suffix.count("\n") + 1)
         try:
             found = file_context(
-                ctx.language, doc.text, row, window, parts_tokens=PromptBudget().parts_tokens,
+                ctx.language, doc.text, row, window, parts_tokens=parts_tokens,
                 count_tokens=estimate_tokens,
             )  # fmt: skip
         except Exception:  # an extra, like retrieval: never fail a completion on it

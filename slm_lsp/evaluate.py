@@ -97,7 +97,8 @@ def _settings(args: argparse.Namespace, config: Config, modes: tuple[str, ...]) 
                 "max_tokens": c.max_tokens, "max_lines": c.max_lines}  # fmt: skip
     if args.repo is not None:
         settings |= {"holdout_fraction": args.holdout_fraction, "modes": list(modes),
-                     "retrieval_tokens": config.index.retrieval_tokens, "min_score": config.index.min_score}  # fmt: skip
+                     "retrieval_tokens": config.index.retrieval_tokens, "min_score": config.index.min_score,
+                     "file_parts_tokens": config.context.file_parts_tokens}  # fmt: skip
     return settings
 
 

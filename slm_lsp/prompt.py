@@ -36,7 +36,6 @@ class PromptBudget:
     suffix_tokens: int = 96  # text after the cursor, cut at the bottom
     head_step: int = 8  # anchor granularity in lines
     header_tokens: int = 320  # the file's imports above the window, cut at the top
-    parts_tokens: int = 192  # other parts of the file like the code around the cursor (filecontext.py)
 
 
 @dataclass(frozen=True)
