@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import math
+import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -227,7 +228,8 @@ def import_candidates(index: IndexView, own: FileSymbols, document: str, row: in
             (p, imp)
             for p, imp in index.importers_of(name)
             if p != own.path and not _is(imp.module, itself) and (imp.names or imp.alias or "." not in imp.module)
-        ]  # `import a.b.c` binds `a`: no hint for that
+            and (not imp.module.startswith(".") or posixpath.dirname(p) == posixpath.dirname(own.path))
+        ]  # `import a.b.c` binds `a`: no hint for that; a relative module means the same only beside us
         if not places:
             continue
         forms = Counter((imp.module, imp.alias if not imp.names else "", bool(imp.names)) for _, imp in places)

@@ -344,6 +344,19 @@ def test_no_import_hints_below_the_import_block_or_in_the_own_module(tmp_path: P
     assert not [s for s in ask_in(index, own, 0, path="pkg/cache.py") if s.kind == "import"]
 
 
+def test_relative_imports_are_hinted_only_beside_their_importer(tmp_path: Path) -> None:
+    index = build(tmp_path, {
+        "pkg/base.py": "class Candidate:\n    pass\n",
+        "pkg/factory.py": "from .base import Candidate\n",
+        "other/user.py": "from .base import Candidate\n",
+    })  # fmt: skip
+    document = "import os\n\n\ndef make():\n    return Candidate()\n"
+    here = [s.text for s in ask_in(index, document, 1, path="pkg/resolver.py") if s.kind == "import"]
+    assert here == ["from .base import Candidate"]
+    elsewhere = [s.text for s in ask_in(index, document, 1, path="app/main.py") if s.kind == "import"]
+    assert elsewhere == []
+
+
 def test_importers_follow_updates_and_removals(tmp_path: Path) -> None:
     index = build(tmp_path, IMPORTERS)
     assert sorted(p for p, _ in index.importers_of("SafeFileCache")) == ["pkg/other.py", "pkg/session.py"]
