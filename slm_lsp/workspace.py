@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -30,8 +31,55 @@ RECENT = 8
 _CALLED = re.compile(r"\b[A-Za-z_]\w*(?=\s*[(.])")
 
 
+class Debouncer:
+    """Runs `action(path, text)` for a key once it has had no new `put` for `quiet_s`; one thread for all keys."""
+
+    def __init__(self, quiet_s: float, action: Callable[[Path, str | None], None]) -> None:
+        self.quiet_s = quiet_s
+        self.action = action
+        self._pending: dict[str, tuple[float, Path, str]] = {}  # key -> (due, path, text)
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def put(self, key: str, path: Path, text: str) -> None:
+        with self._wake:
+            if self._closed:
+                return
+            self._pending[key] = (time.monotonic() + self.quiet_s, path, text)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="slm-reindex", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._pending.clear()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed:
+                    now = time.monotonic()
+                    due = [k for k, (at, _, _) in self._pending.items() if at <= now]
+                    if due:
+                        break
+                    soonest = min((at for at, _, _ in self._pending.values()), default=now + 3600)
+                    self._wake.wait(soonest - now)
+                if self._closed:
+                    return
+                ready = [self._pending.pop(k) for k in due]
+            for _, path, text in ready:
+                self.action(path, text)
+
+
 class Workspace:
-    def __init__(self, root: Path, config: IndexConfig, progress: Progress, store_dir: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, config: IndexConfig, progress: Progress, store_dir: Path | None = None,
+        quiet_s: float = EDIT_QUIET_S,
+    ) -> None:  # fmt: skip
         self.root = root
         self.config = config
         self.index = WorkspaceIndex(root, store_dir or default_store_dir(), config)
@@ -40,9 +88,9 @@ class Workspace:
         self.done, self.total = 0, 0
         self.recent: list[str] = []  # relative paths, most recent first
         self._memo: OrderedDict[tuple, tuple[Snippet, ...]] = OrderedDict()
-        self._timers: dict[str, threading.Timer] = {}
         self._cancel = threading.Event()
         self._lock = threading.Lock()
+        self._edits = Debouncer(quiet_s, self._update)
 
     # -- building ----------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -72,8 +120,7 @@ class Workspace:
 
     def close(self) -> None:
         self._cancel.set()
-        for timer in list(self._timers.values()):
-            timer.cancel()
+        self._edits.close()
 
     # -- keeping it current -------------------------------------------------
     def touched(self, doc: Document) -> None:
@@ -83,12 +130,7 @@ class Workspace:
                 self.recent.remove(doc.path)
             self.recent.insert(0, doc.path)
             del self.recent[RECENT:]
-            if (old := self._timers.pop(doc.uri, None)) is not None:
-                old.cancel()
-            timer = threading.Timer(EDIT_QUIET_S, self._update, args=(self.root / doc.path, doc.text))
-            timer.daemon = True
-            self._timers[doc.uri] = timer
-        timer.start()
+        self._edits.put(doc.uri, self.root / doc.path, doc.text)
 
     def saved(self, path: Path) -> None:
         self._update(path, None)
