@@ -39,6 +39,26 @@ def is_valid(payload: bytes, expected: int) -> bool:
 '''
 
 
+FRAME = '''"""Frames: a payload and its checksum."""
+
+from proto.checksum import fletcher16_checksum
+
+
+def seal(payload: bytes) -> bytes:
+    return bytes([fletcher16_checksum(payload) & 0xFF]) + payload
+'''
+
+STREAM = '''"""Streams of packets."""
+
+import struct
+from proto.
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">H", fletcher16_checksum(payload)) + payload
+'''
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module")
 async def client(lsp_client: LanguageClient, tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
@@ -46,6 +66,7 @@ async def client(lsp_client: LanguageClient, tmp_path_factory):
     (root / "proto" / "__init__.py").write_text("")
     (root / "proto" / "checksum.py").write_text(CHECKSUM)
     (root / "proto" / "packet.py").write_text(PACKET)
+    (root / "proto" / "frame.py").write_text(FRAME)
     (root / ".env").write_text("API_TOKEN=do-not-read\n")
     lsp_client.root = root
     lsp_client.stats = []
@@ -78,7 +99,7 @@ async def _index_ready(client: LanguageClient, timeout: float = 60) -> dict:
 
 async def test_index_reports_progress_and_status(client: LanguageClient):
     status = await _index_ready(client)
-    assert status["index"]["ready"] and status["index"]["total"] == 3, status  # .env never counted
+    assert status["index"]["ready"] and status["index"]["total"] == 4, status  # .env never counted
     assert client.progress_reports, "no $/progress notifications"
     kinds = [getattr(v, "kind", None) or v.get("kind") for values in client.progress_reports.values() for v in values]
     assert kinds[0] == "begin" and kinds[-1] == "end"
@@ -92,3 +113,13 @@ async def test_definition_from_another_file_enters_the_prompt(client: LanguageCl
     assert client.stats[-1].contextChars > 0, client.stats[-1]
     assert result is not None and result.items
     assert result.items[0].insert_text.startswith("fletcher16_checksum("), result.items[0].insert_text
+
+
+async def test_in_the_import_block_the_repository_shows_how_to_import_what_the_file_uses(client: LanguageClient):
+    """proto/frame.py imports fletcher16_checksum; a new file uses it and is writing its imports."""
+    await _index_ready(client)
+    uri = open_doc(client, client.root / "proto" / "stream.py", STREAM, "python")
+    result = await inline(client, uri, 3, len("from proto."))
+    assert client.stats[-1].contextChars > 0, client.stats[-1]
+    assert result is not None and result.items
+    assert result.items[0].insert_text.startswith("checksum import fletcher16_checksum"), result.items[0].insert_text
