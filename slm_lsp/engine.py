@@ -144,7 +144,7 @@ class Engine:
                 snippets = self.retriever(doc, ctx)
             except Exception:  # retrieval is an extra: never fail a completion on it
                 log.exception("retrieval failed")
-        file = self._file_context(doc, ctx) if cc.file_context else FileContext()
+        file = self._file_context(doc, ctx) if cc.file_context and ctx.mode is not Mode.NONE else FileContext()
         prompt = build_prompt(
             self.template, ctx, path=doc.path, repo_name=self.repo_name, snippets=snippets, file=file,
             budget=PromptBudget(),
