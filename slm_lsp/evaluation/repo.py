@@ -94,7 +94,7 @@ def punch(root: Path, held_out: Sequence[str], limit: int, seed: int, max_kb: in
     return holemod.sample_holes(holemod.collect(files, seed), limit, seed)
 
 
-def _document(hole: Hole) -> Document:
+def hole_document(hole: Hole) -> Document:
     return Document(f"file:///eval/{hole.path}", hole.path, hole.document, hole.language)
 
 
@@ -138,7 +138,7 @@ def run_repo(
     holdout = split_holdout(source_files(root, config.index), fraction, seed)
     chosen = punch(root, holdout.held_out, limit, seed, config.index.max_file_kb)
     errors = {h.path: parse_errors(h.language, holemod.fill(h, h.expected)) for h in chosen}  # the original files
-    positions = [Position(_document(h), h.line, h.character) for h in chosen]
+    positions = [Position(hole_document(h), h.line, h.character) for h in chosen]
     records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="slm-eval-index-") as store:
         index = build_index(root, holdout, Path(store), config.index) if "repo" in modes else None
