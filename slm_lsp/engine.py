@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from slm_lsp import autoimport
 from slm_lsp import context as ctxmod
 from slm_lsp.backend import Backend, Generation, Request, Worker
 from slm_lsp.cache import CompletionCache
@@ -46,7 +47,7 @@ class Document:
 @dataclass(frozen=True)
 class Completion:
     text: str  # ghost text to insert at the cursor; "" for nothing
-    source: str  # "cache" | "typed" | "joined" (a running generation) | "model" | "none"
+    source: str  # "cache" | "typed" | "joined" (a running generation) | "model" | "import" (autoimport) | "none"
     reason: str = ""  # why nothing, or how the model ended
     latency_ms: float = 0.0  # engine time, request to answer
     model_ms: float = 0.0  # of which the model took
@@ -179,6 +180,9 @@ class Engine:
         ctx, prompt = self.prepare(doc, line, character, explicit, tree)
         if ctx.mode is Mode.NONE:
             return self._done(Completion("", "none", ctx.reason, mode=ctx.mode.value), t0)
+        if (line := self._import_line(doc, ctx, prompt)) is not None:
+            completion = Completion(line, "import", "missing import", mode=ctx.mode.value, context_chars=prompt.context_chars)
+            return self._done(completion, t0)
         max_lines = self.config.completion.max_lines
         worker, cache = self.route(explicit)
         if cache is not None and (hit := cache.get(prompt.text)) is not None:
@@ -199,6 +203,15 @@ class Engine:
             prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value, **extra,
         )  # fmt: skip
         return self._done(result, t0)
+
+    def _import_line(self, doc: Document, ctx: Context, prompt: Prompt) -> str | None:
+        """In the import block: the statement the workspace's import hints make certain (no model)."""
+        hints = sorted((s for s in prompt.snippets if s.kind == "import"), key=lambda s: -s.score)
+        if not hints:
+            return None
+        statements = [line for s in hints for line in s.text.split("\n") if line]
+        row = ctx.prefix_start_line + ctx.prefix.count("\n")
+        return autoimport.suggest(doc.language, doc.text, row, ctx.line_prefix, ctx.line_suffix, statements)
 
     async def _join_in_flight(self, worker: Worker, prompt: str, explicit: bool, t0: float) -> Generation | None:
         """Typed-through for a generation still running: when this prompt is the running

@@ -43,6 +43,7 @@ class Prompt:
     text: str  # the whole prompt
     head: str  # what follows the middle token: lines since the anchor + the line prefix
     context_chars: int  # characters of repository context at the start
+    snippets: tuple[Snippet, ...] = ()  # the repository snippets shown (import hints among them)
 
 
 def build_prompt(
@@ -66,7 +67,7 @@ def build_prompt(
         before = header + "\n" + before  # the file's imports first
     after += file.below
     fim = f"{template.prefix}{before}{template.suffix}{after}{template.middle}{head}"
-    return Prompt(text=repo + fim, head=head, context_chars=len(repo))
+    return Prompt(text=repo + fim, head=head, context_chars=len(repo), snippets=tuple(snippets))
 
 
 def split_head(prefix: str, prefix_start_line: int, step: int) -> tuple[str, str]:

@@ -20,24 +20,19 @@ definitions.
 
 from __future__ import annotations
 
-import builtins
-import keyword
 import math
-import posixpath
-import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from . import autoimport
 from .indexing.chunks import STOPWORDS, identifier_tokens
-from .indexing.header import head_of, import_statements
+from .indexing.header import head_of
 from .indexing.model import Chunk, Definition, FileSymbols
 from .indexing.outline import definition_text
 from .indexing.reach import NameUse, note_uses, reach_of
 from .indexing.symbols import extract
-from .indexing.tables import LexicalView, local_names
+from .indexing.tables import LexicalView
 from .languages import TEXT, detect_language
-from .syntax import mask_literals
 
 QUERY_LINES = 15  # lines above the cursor line that make the query
 SUFFIX_LINES = 5  # lines below the cursor line that join it
@@ -197,77 +192,24 @@ def module_candidates(
     return found
 
 
-IMPORT_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
-IMPORT_NAMES = 8  # names looked up for an import hint, most used first
 IMPORT_SCORE = 0.9
-_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
-_CALL = re.compile(r"\s*[(.]")  # a lower-case name counts when called or used as `name.`
-_NOT_IMPORTED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "this"}
 
 
 def import_candidates(index: IndexView, own: FileSymbols, document: str, row: int) -> list[_Candidate]:
     """In a file's import block: how other files import the names this file uses but neither
-    imports nor defines (`from pip._internal.network.cache import SafeFileCache`)."""
-    if own.language not in IMPORT_LANGUAGES:
-        return []
-    statements = import_statements(own.language, head_of(document))
-    last = max((r for r, _ in statements), default=-1)
-    if row > last + 2 and not (last < 0 and row < 5):
-        return []
-    defined = extract(own.path, own.language, document).definitions  # the whole file: in the import block only
-    bound = {n for imp in own.imports for n in local_names(imp)} | {d.name for d in own.definitions + defined}
-    itself = _module_of(own.path)
-    body, _ = mask_literals("\n".join(document.split("\n")[last + 1 :]), own.language)
-    counts = Counter(m.group() for m in _NAME.finditer(body) if m.group()[0].isupper() or _CALL.match(body, m.end()))
-    wanted = [n for n, _ in counts.most_common() if n not in bound and n not in _NOT_IMPORTED and len(n) > 1]
-    groups: dict[tuple[str, str], list[str]] = {}  # (module, alias or "") -> names; "" name: the module itself
-    importers: Counter[tuple[str, str]] = Counter()  # ((module, alias), path)
-    found = 0
-    for name in wanted:
-        places = [
-            (p, imp)
-            for p, imp in index.importers_of(name)
-            if p != own.path and not _is(imp.module, itself) and (imp.names or imp.alias or "." not in imp.module)
-            and (not imp.module.startswith(".") or posixpath.dirname(p) == posixpath.dirname(own.path))
-        ]  # `import a.b.c` binds `a`: no hint for that; a relative module means the same only beside us
-        if not places:
-            continue
-        forms = Counter((imp.module, imp.alias if not imp.names else "", bool(imp.names)) for _, imp in places)
-        module, alias, from_form = forms.most_common(1)[0][0]
-        groups.setdefault((module, alias), []).append(name if from_form else "")
-        importers.update(((module, alias), p) for p, imp in places if imp.module == module)
-        found += 1
-        if found >= IMPORT_NAMES:
-            break
+    imports nor defines (`autoimport.missing_imports`), in the file's own import style. A file's
+    snippet scores by its best hint (a hair lower per rank), so the engine can read them best first."""
+    hints = autoimport.missing_imports(index, own, document, row)
+    single = autoimport.single_name_style(own.language, document)
     by_path: dict[str, list[str]] = {}
-    for (module, alias), names in groups.items():
-        path = max((p for (key, p) in importers if key == (module, alias)), key=lambda p: (importers[((module, alias), p)], p))
-        by_path.setdefault(path, []).append(_import_line(own.language, module, alias, [n for n in names if n]))
-    return [_Candidate(Snippet(p, "\n".join(ls), IMPORT_SCORE, 0, "import"), 0) for p, ls in sorted(by_path.items())]
-
-
-def _module_of(path: str) -> str:
-    """`pkg/sub/mod.py` -> `pkg.sub.mod`; a package's `__init__`/`index` file is the package."""
-    stem = path.rsplit(".", 1)[0]
-    for init in ("/__init__", "/index"):
-        stem = stem.removesuffix(init)
-    return stem.replace("/", ".")
-
-
-def _is(module: str, itself: str) -> bool:
-    """An import of the current file's own module (`pip._internal.vcs.versioncontrol` in vcs/versioncontrol.py)."""
-    module = module.replace("/", ".").lstrip(".")
-    return module == itself or module.endswith("." + itself)
-
-
-def _import_line(language: str, module: str, alias: str, names: list[str]) -> str:
-    if language == "python":
-        if names:
-            return f"from {module} import {', '.join(names)}"
-        return f"import {module} as {alias}" if alias else f"import {module}"
-    if names:
-        return f'import {{ {", ".join(names)} }} from "{module}";'
-    return f'import * as {alias} from "{module}";' if alias else f'import "{module}";'
+    rank: dict[str, int] = {}
+    for i, hint in enumerate(hints):
+        by_path.setdefault(hint.path, []).extend(autoimport.render(own.language, [hint], single))
+        rank.setdefault(hint.path, i)
+    return [
+        _Candidate(Snippet(p, "\n".join(lines), IMPORT_SCORE - rank[p] / 1000, 0, "import"), 0)
+        for p, lines in sorted(by_path.items())
+    ]
 
 
 class Scorer:

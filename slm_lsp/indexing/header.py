@@ -34,20 +34,25 @@ def head_of(text: str) -> str:
     return "\n".join(text.split("\n", HEAD_LINES)[:HEAD_LINES])
 
 
-@lru_cache(maxsize=32)
 def import_statements(language: str, head: str) -> tuple[tuple[int, str], ...]:
     """(last row, text) of each top-level import statement in `head`, in order; a statement
     written over several lines becomes one line where the language allows it (Python)."""
+    return tuple((last, text) for _, last, text in import_spans(language, head))
+
+
+@lru_cache(maxsize=32)
+def import_spans(language: str, head: str) -> tuple[tuple[int, int, str], ...]:
+    """(first row, last row, one-line text) of each top-level import statement in `head`, in order."""
     types = _IMPORTS.get(language)
     root = parse(language, head) if types else None
     if root is None or types is None:
         return ()
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, int, str]] = []
 
     def visit(node, depth: int) -> None:
         for child in node.named_children:
             if child.type in types and not child.has_error:
-                found.append((last_line(child), _one_line(language, text_of(child))))
+                found.append((child.start_point[0], last_line(child), _one_line(language, text_of(child))))
             elif language == "python" and depth < 3 and child.type in _PY_CONTAINERS:
                 visit(child, depth + 1)
 

@@ -116,10 +116,12 @@ async def test_definition_from_another_file_enters_the_prompt(client: LanguageCl
 
 
 async def test_in_the_import_block_the_repository_shows_how_to_import_what_the_file_uses(client: LanguageClient):
-    """proto/frame.py imports fletcher16_checksum; a new file uses it and is writing its imports."""
+    """proto/frame.py imports fletcher16_checksum; a new file uses it and is writing its imports:
+    the index answers (autoimport), with the hint in the prompt too."""
     await _index_ready(client)
     uri = open_doc(client, client.root / "proto" / "stream.py", STREAM, "python")
     result = await inline(client, uri, 3, len("from proto."))
     assert client.stats[-1].contextChars > 0, client.stats[-1]
     assert result is not None and result.items
-    assert result.items[0].insert_text.startswith("checksum import fletcher16_checksum"), result.items[0].insert_text
+    assert result.items[0].insert_text == "checksum import fletcher16_checksum", result.items[0].insert_text
+    assert client.stats[-1].source == "import", client.stats[-1]
