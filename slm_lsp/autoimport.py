@@ -96,12 +96,26 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
         elif home in homes:
             groups.setdefault(homes[home], []).append(name)
             importers[(homes[home], home)] += 0
+    relative = own.language == "python" and any(imp.module.startswith(".") for imp in own.imports)
     hints: list[Hint] = []
     for (module, alias), names in groups.items():
         keyed = [p for key, p in importers if key == (module, alias)]
         path = max(keyed, key=lambda p: (importers[((module, alias), p)], p), default="")
-        hints.append(Hint(module, alias, tuple(n for n in names if n)[:MAX_NAMES], path))
+        kept = tuple(n for n in names if n)[:MAX_NAMES]
+        if relative and kept and not module.startswith("."):
+            module = _relative(module, _home(index, kept[0], own), own.path)
+        hints.append(Hint(module, alias, kept, path))
     return hints[:MAX_NAMES]
+
+
+def _relative(module: str, home: str, path: str) -> str:
+    """`_pytest.reports` as `.reports` in a file that imports its neighbours relatively, when the
+    module's file is beside it."""
+    stem = home.rsplit(".", 1)[0]
+    if not home or stem.endswith("/__init__") or posixpath.dirname(stem) != posixpath.dirname(path):
+        return module
+    name = posixpath.basename(stem)
+    return "." + name if module == name or module.endswith("." + name) else module
 
 
 def used_names(document: str, from_row: int, language: str) -> list[str]:

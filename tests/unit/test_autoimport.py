@@ -153,3 +153,12 @@ def test_the_engine_answers_an_import_line_from_the_index_without_the_model(tmp_
     elsewhere = asyncio.run(engine.complete(doc, 6, 4))  # in the code: the model's job, and there is none
     assert elsewhere.source == "none"
 
+
+
+def test_a_file_that_imports_its_neighbours_relatively_gets_relative_hints_for_them(tmp_path: Path) -> None:
+    index = build(tmp_path, {**FILES, "pkg/sub/deep.py": "class Deep:\n    pass\n", "pkg/user.py": "from pkg.sub.deep import Deep\n"})
+    document = "from .pathlib import rm_rf\n\n\ndef f():\n    return SafeFileCache(), Deep(), rm_rf\n"
+    modules = {h.module for h in missing_imports(index, own("pkg/tmpdir.py", document), document, 1)}
+    assert modules == {".cache", "pkg.sub.deep"}  # pkg/cache.py is beside it; pkg/sub/deep.py is not
+    absolute = document.replace("from .pathlib", "from pkg.pathlib")
+    assert {h.module for h in missing_imports(index, own("pkg/tmpdir.py", absolute), absolute, 1)} == {"pkg.cache", "pkg.sub.deep"}
