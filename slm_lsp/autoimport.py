@@ -52,8 +52,9 @@ class ImportIndex(Protocol):
 
 def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: int) -> list[Hint]:
     """With the cursor on `row` in (or just below) the file's import block: how to import the names
-    the code uses but neither imports nor defines. Names come from code only (strings and comments
-    masked), never the file's own module, never `import a.b` (it binds `a`)."""
+    the code uses but neither imports nor defines (`used_names`), best first: as most other files
+    import each name (never the file's own module, never `import a.b`: it binds `a`), else by the
+    module its defining file is imported as, else, for a standard-library module, `import name`."""
     if own.language not in LANGUAGES:
         return []
     spans = import_spans(own.language, head_of(document))
@@ -69,13 +70,7 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     homes: dict[str, tuple[str, str]] = {}  # defining file -> (module, alias) it is imported as
     unresolved: list[str] = []
     for name in wanted[: MAX_NAMES * 2]:
-        places = [
-            (p, imp)
-            for p, imp in index.importers_of(name)
-            if p != own.path and not _is(imp.module, itself) and (imp.names or imp.alias or "." not in imp.module)
-            and (not imp.module.startswith(".") or posixpath.dirname(p) == posixpath.dirname(own.path))
-        ]  # `import a.b.c` binds `a`: no hint for that; a relative module means the same only beside us
-        if not places:
+        if not (places := _importers(index, name, own.path, itself)):
             unresolved.append(name)
             continue
         forms = Counter((imp.module, imp.alias if not imp.names else "", bool(imp.names)) for _, imp in places)
@@ -106,6 +101,16 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
             module = _relative(module, _home(index, kept[0], own), own.path)
         hints.append(Hint(module, alias, kept, path))
     return hints[:MAX_NAMES]
+
+
+def _importers(index: ImportIndex, name: str, path: str, itself: str) -> list[tuple[str, Import]]:
+    """The other files' imports that bind `name` and would mean the same in `path`."""
+    return [
+        (p, imp)
+        for p, imp in index.importers_of(name)
+        if p != path and not _is(imp.module, itself) and (imp.names or imp.alias or "." not in imp.module)
+        and (not imp.module.startswith(".") or posixpath.dirname(p) == posixpath.dirname(path))
+    ]  # `import a.b.c` binds `a`: no hint for that; a relative module means the same only beside us
 
 
 def _relative(module: str, home: str, path: str) -> str:
