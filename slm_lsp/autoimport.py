@@ -29,7 +29,8 @@ from .indexing.tables import local_names
 from .syntax import mask_literals
 
 LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
-MAX_NAMES = 8  # names looked up, most used first
+LOOKUPS = 48  # missing names looked up, most used first
+MAX_NAMES = 8  # hints kept, and names in one hint
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
 _USED = re.compile(r"\s*[(.]")  # a lower-case name counts when called or used as `name.`
 _USED_BYTES = re.compile(rb"[ \t]*[(.]")
@@ -69,7 +70,7 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     importers: Counter[tuple[tuple[str, str], str]] = Counter()
     homes: dict[str, tuple[str, str]] = {}  # defining file -> (module, alias) it is imported as
     unresolved: list[str] = []
-    for name in wanted[: MAX_NAMES * 2]:
+    for name in wanted[:LOOKUPS]:
         if not (places := _importers(index, name, own.path, itself)):
             unresolved.append(name)
             continue
