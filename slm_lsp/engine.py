@@ -211,7 +211,11 @@ class Engine:
             return None
         statements = [line for s in hints for line in s.text.split("\n") if line]
         row = ctx.prefix_start_line + ctx.prefix.count("\n")
-        return autoimport.suggest(doc.language, doc.text, row, ctx.line_prefix, ctx.line_suffix, statements)
+        try:
+            return autoimport.suggest(doc.language, doc.text, row, ctx.line_prefix, ctx.line_suffix, statements)
+        except Exception:  # an extra, like retrieval: the model answers instead
+            log.exception("autoimport failed")
+            return None
 
     async def _join_in_flight(self, worker: Worker, prompt: str, explicit: bool, t0: float) -> Generation | None:
         """Typed-through for a generation still running: when this prompt is the running

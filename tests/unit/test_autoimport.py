@@ -133,7 +133,7 @@ def test_an_empty_line_must_be_inside_the_import_block() -> None:
     assert suggest("python", document, row, "", "", []) is None
 
 
-def test_the_engine_answers_an_import_line_from_the_index_without_the_model(tmp_path: Path) -> None:
+def test_the_engine_answers_an_import_line_from_the_index_without_the_model(tmp_path: Path, monkeypatch) -> None:
     index = build(tmp_path, FILES)
     document = "import os\n\nimport sys\n\n\ndef get():\n    return SafeFileCache(os.sep, sys.path)\n"
     lines = document.split("\n")
@@ -152,6 +152,12 @@ def test_the_engine_answers_an_import_line_from_the_index_without_the_model(tmp_
     assert (completion.text, completion.source) == ("cache import SafeFileCache", "import")
     elsewhere = asyncio.run(engine.complete(doc, 6, 4))  # in the code: the model's job, and there is none
     assert elsewhere.source == "none"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("slm_lsp.autoimport.suggest", broken)  # a bug in an extra never fails the request
+    assert asyncio.run(engine.complete(doc, 2, len(typed))).source == "none"
 
 
 
