@@ -65,7 +65,7 @@ CAPABILITIES = types.ClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities(),
     )
 )
-SOURCES = ("cache", "typed", "joined", "kv", "fresh", "deadline", "none", "cancelled", "error")
+SOURCES = ("cache", "typed", "import", "joined", "kv", "fresh", "deadline", "none", "cancelled", "error")
 
 
 @dataclass
@@ -200,7 +200,7 @@ def server_summary(samples: list[Sample]) -> dict[str, Any]:
     counts = Counter(classify(s) for s in samples)
     attempted = len(answered) - counts["none"]
     with_stats = [s for s in answered if s.stats]
-    known = ("cache", "typed", "none", "kv", "fresh")  # sources whose model time is known (or zero)
+    known = ("cache", "typed", "import", "none", "kv", "fresh")  # sources whose model time is known (or zero)
     overhead = [s.stats["latencyMs"] - s.stats["modelMs"] for s in with_stats if classify(s) in known]
     transport = [s.client_ms - s.stats["latencyMs"] for s in with_stats if s.client_ms is not None]
     out: dict[str, Any] = {k: v for k, v in common.latency_summary(client).items() if k != "count"}
