@@ -76,7 +76,9 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
             continue
         forms = Counter((imp.module, imp.alias if not imp.names else "", bool(imp.names)) for _, imp in places)
         module, alias, from_form = forms.most_common(1)[0][0]
-        groups.setdefault((module, alias), []).append(name if from_form else "")
+        renamed = Counter(imp.names[0] for _, imp in places if imp.module == module and imp.names and imp.alias == name)
+        entry = f"{renamed.most_common(1)[0][0]} as {name}" if renamed and from_form else name  # `i16be as i16`
+        groups.setdefault((module, alias), []).append(entry if from_form else "")
         importers.update(((module, alias), p) for p, imp in places if imp.module == module)
         if from_form and (home := _home(index, name, own)):
             homes.setdefault(home, (module, alias))
@@ -290,7 +292,7 @@ def suggest(language: str, document: str, row: int, line_prefix: str, line_suffi
     if not fitting or language != "python":
         return fitting[0] if fitting else None
     keys = _sort_keys(_sections(above, below, row))
-    if not keys:
+    if not keys:  # no order to check against: the best hint (right more often than the model, measured)
         return fitting[0]
     for rest in fitting:
         statement = typed + rest

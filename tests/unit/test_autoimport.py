@@ -168,3 +168,10 @@ def test_a_file_that_imports_its_neighbours_relatively_gets_relative_hints_for_t
     assert modules == {".cache", "pkg.sub.deep"}  # pkg/cache.py is beside it; pkg/sub/deep.py is not
     absolute = document.replace("from .pathlib", "from pkg.pathlib")
     assert {h.module for h in missing_imports(index, own("pkg/tmpdir.py", absolute), absolute, 1)} == {"pkg.cache", "pkg.sub.deep"}
+
+
+def test_a_renamed_import_keeps_its_as(tmp_path: Path) -> None:
+    index = build(tmp_path, {**FILES, "pkg/user.py": "from pkg.cache import is_from_cache as cached\n"})
+    document = "import os\n\n\ndef f(r):\n    return cached(r)\n"
+    hints = missing_imports(index, own("pkg/other.py", document), document, 1)
+    assert render("python", hints) == ["from pkg.cache import is_from_cache as cached"]
