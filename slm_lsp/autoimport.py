@@ -94,6 +94,10 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
         elif home in homes:
             groups.setdefault(homes[home], []).append(name)
             importers[(homes[home], home)] += 0
+        elif home and own.language == "python" and (prefix := _package_prefix(homes)) is not None:
+            module = prefix + _dotted(home)  # a file nobody imports from yet, named like the files that are
+            groups.setdefault((module, ""), []).append(name)
+            importers[((module, ""), home)] += 0
     relative = own.language == "python" and any(imp.module.startswith(".") for imp in own.imports)
     hints: list[Hint] = []
     for (module, alias), names in groups.items():
@@ -104,6 +108,25 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
             module = _relative(module, _home(index, kept[0], own), own.path)
         hints.append(Hint(module, alias, kept, path))
     return hints[:MAX_NAMES]
+
+
+def _dotted(path: str) -> str:
+    """`assertion/_guards.py` -> `assertion._guards` (a package's `__init__.py` is the package)."""
+    return path.rsplit(".", 1)[0].removesuffix("/__init__").replace("/", ".")
+
+
+def _package_prefix(homes: dict[str, tuple[str, str]]) -> str | None:
+    """What absolute module names put before a file's path here (`_pytest.` for `assertion/_guards.py`
+    imported as `_pytest.assertion._guards`), when the files imported absolutely agree on it."""
+    prefixes = Counter(
+        module[: len(module) - len(_dotted(path))]
+        for path, (module, _) in homes.items()
+        if not module.startswith(".") and (module == _dotted(path) or module.endswith("." + _dotted(path)))
+    )
+    if not prefixes:
+        return None
+    prefix, count = prefixes.most_common(1)[0]
+    return prefix if count >= 2 and count * 4 >= sum(prefixes.values()) * 3 else None
 
 
 def _importers(index: ImportIndex, name: str, path: str, itself: str) -> list[tuple[str, Import]]:

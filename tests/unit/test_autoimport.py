@@ -175,3 +175,11 @@ def test_a_renamed_import_keeps_its_as(tmp_path: Path) -> None:
     document = "import os\n\n\ndef f(r):\n    return cached(r)\n"
     hints = missing_imports(index, own("pkg/other.py", document), document, 1)
     assert render("python", hints) == ["from pkg.cache import is_from_cache as cached"]
+
+
+def test_a_module_nobody_imports_from_yet_is_named_like_the_ones_that_are(tmp_path: Path) -> None:
+    index = build(tmp_path, {**FILES, "pkg/fresh.py": "def brand_new():\n    pass\n", "pkg/user.py": "from pkg.pathlib import rm_rf\n"})
+    document = "from pkg.cache import SafeFileCache\n\n\ndef f():\n    return SafeFileCache(), brand_new(), rm_rf()\n"
+    hints = missing_imports(index, own("app.py", document), document, 1)
+    # pkg.cache -> pkg/cache.py and pkg.pathlib -> pkg/pathlib.py agree: a module is its path, dotted
+    assert Hint("pkg.fresh", "", ("brand_new",), "pkg/fresh.py") in hints
