@@ -62,7 +62,8 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     last = max((end for _, end, _ in spans), default=-1)
     if row > last + 2 and not (last < 0 and row < 5):
         return []
-    defined = extract(own.path, own.language, document).definitions  # the whole file: in the import block only
+    # the whole file's definitions; for Python `used_names` already leaves out every name the file binds (one parse)
+    defined = extract(own.path, own.language, document).definitions if own.language != "python" else ()
     bound = {n for imp in own.imports for n in local_names(imp)} | {d.name for d in own.definitions + defined}
     itself = _module_of(own.path)
     wanted = [n for n in used_names(document, last + 1, own.language) if n not in bound]
