@@ -114,6 +114,11 @@ class Worker:
             job = self._current
         return job if job is not None and not job.cancel.is_set() and not job.result.done() else None
 
+    def idle(self) -> bool:
+        """Nothing running and nothing queued."""
+        with self._lock:
+            return self._current is None and self._queue.empty()
+
     def cancel_all(self) -> None:
         with self._lock:
             self._cancel_all_locked()

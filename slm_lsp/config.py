@@ -28,12 +28,14 @@ from typing import Any, Mapping
 @dataclass(frozen=True)
 class CompletionConfig:
     enable: bool = True  # master switch for this workspace
-    deadline_ms: int = 200  # hard limit for an automatic request; return what is ready
-    explicit_deadline_ms: int = 3000  # limit for an explicitly invoked request
+    # An automatic request is answered as soon as its suggestion is complete (or
+    # empty as soon as a newer request or an edit supersedes it); this bounds the wait.
+    deadline_ms: int = 10000  # longest an automatic request waits for the model
+    explicit_deadline_ms: int = 10000  # the same for an explicitly invoked request
     max_tokens: int = 48  # generation cap for one suggestion
     max_lines: int = 8  # a block suggestion is cut to this many lines
     in_comments: bool = False  # also complete inside comments and strings automatically
-    speculate: bool = True  # keep generating after answering, so the next keys hit the cache
+    speculate: bool = True  # after a line answer, generate the next line for the cache
     languages: tuple[str, ...] = ()  # empty: all; else only these (canonical names, "text" included)
     exclude: tuple[str, ...] = ()  # glob patterns of paths (relative to the workspace) never completed
 

@@ -32,8 +32,8 @@ BackendFactory = Callable[[Config], tuple[Backend, FimTemplate, str]]
 
 def default_backend_factory(config: Config) -> tuple[Backend, FimTemplate, str]:
     """The configured model (the bundled default when none is set), or the fake for tests."""
-    if os.environ.get("SLM_LSP_BACKEND") == "fake":
-        return FakeBackend(), templates.QWEN, "fake"
+    if os.environ.get("SLM_LSP_BACKEND") == "fake":  # tests: SLM_LSP_FAKE_MS_PER_TOKEN makes it slow
+        return FakeBackend(ms_per_token=float(os.environ.get("SLM_LSP_FAKE_MS_PER_TOKEN", "0"))), templates.QWEN, "fake"
     from slm_lsp.llama_backend import LlamaBackend
 
     path = models.resolve(config.model.path or os.environ.get("SLM_LSP_MODEL", ""), out=None)
@@ -127,9 +127,7 @@ class Runtime:
                 log.warning("completion cache disabled: %s", exc)
                 cache = CompletionCache(backend.identity, None, memory_entries=self.config.cache.memory_entries)
         self.model_name = name
-        self.engine.template = template
-        self.engine.cache = cache
-        self.engine.set_backend(backend)
+        self.engine.set_model(backend, template, cache)
         if self.config.model.warmup:
             self.engine.warmup(self._last_opened)
         self._set_state("ready" if self.config.completion.enable else "disabled", "")
@@ -178,9 +176,17 @@ class Runtime:
         if self.config.model.warmup and not self.engine.unavailable:
             self.engine.warmup(doc)
 
-    def edited(self, doc: Document | None) -> None:
-        if doc is not None and self.workspace is not None:
+    def edited(self, doc: Document | None, cursor: tuple[int, int] | None = None) -> None:
+        """A change of ``doc`` ending at ``cursor`` (line, character in code points)."""
+        if doc is None:
+            return
+        if self.workspace is not None:
             self.workspace.touched(doc)
+        if cursor is not None:
+            self.engine.edited(doc, *cursor)
+
+    def closed(self, uri: str) -> None:
+        self.engine.scheduler.closed(uri)
 
     def saved(self, doc: Document | None) -> None:
         if doc is not None and self.workspace is not None:

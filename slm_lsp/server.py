@@ -105,19 +105,25 @@ class SlmServer(LanguageServer):
                 pass
         return path.name
 
-    def sync(self, uri: str, text: str, language_id: str | None) -> None:
-        """Record new text and update the syntax tree incrementally."""
+    def sync(self, uri: str, text: str, language_id: str | None) -> tuple[int, int] | None:
+        """Record new text and update the syntax tree incrementally; returns where the
+        edit ended in the new text (line, character in code points), None when unchanged."""
         old = self.texts.get(uri)
         self.texts[uri] = text
         language = languages.detect_language(uri, language_id)
         edits: list[Edit] = []
-        if old is not None and (change := positions.diff_change(old, text)) is not None:
+        change = positions.diff_change(old, text) if old is not None else None
+        if change is not None:
             edits.append(_edit(old, text, change))
         try:
             self.trees.update(uri, language, text, edits if old is not None else ())
         except Exception:
             log.exception("parsing %s failed; plain-text completion", uri)
             self.trees.remove(uri)
+        if change is None:
+            return None
+        line_start = text.rfind("\n", 0, change.new_end) + 1
+        return text.count("\n", 0, change.new_end), change.new_end - line_start
 
 
 def _edit(old: str, new: str, change: positions.TextChange) -> Edit:
@@ -163,8 +169,8 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
         uri = params.text_document.uri
         doc = ls.workspace.text_documents.get(uri)
         if doc is not None:
-            ls.sync(uri, doc.source, doc.language_id)
-            ls.runtime.edited(ls.document(uri))
+            cursor = ls.sync(uri, doc.source, doc.language_id)
+            ls.runtime.edited(ls.document(uri), cursor)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: SlmServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -174,6 +180,7 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
     def did_close(ls: SlmServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.texts.pop(params.text_document.uri, None)
         ls.trees.remove(params.text_document.uri)
+        ls.runtime.closed(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: SlmServer, params: types.DidChangeWatchedFilesParams) -> None:

@@ -145,3 +145,12 @@ async def test_incremental_edit_then_complete(client: LanguageClient):
     result = await inline(client, uri, 1, 4)
     assert result is not None and result.items
     assert _normalise(result.items[0].insert_text).startswith("return a + b"), result.items[0].insert_text
+
+
+async def test_an_automatic_request_is_answered_when_the_suggestion_is_ready(client: LanguageClient):
+    """Default settings, a cold location: the automatic request is not answered empty at a
+    short deadline while the prompt is evaluated; it waits for the model's suggestion."""
+    uri = open_doc(client, client.root / "auto.py", "def total(xs):\n    \n", "python")
+    result = await inline(client, uri, 1, 4, explicit=False)
+    assert result is not None and result.items, str(await status(client))
+    assert "return" in result.items[0].insert_text or "sum" in result.items[0].insert_text, result.items[0].insert_text

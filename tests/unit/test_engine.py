@@ -67,39 +67,82 @@ async def test_typed_through_diverging_text_asks_the_model():
     engine.close()
 
 
-async def test_deadline_returns_partial_text_and_speculation_fills_cache():
-    # 40 ms per 4 characters: "return a + b" takes ~120 ms, the deadline is 50 ms
+async def test_an_automatic_request_is_answered_when_the_suggestion_is_ready():
+    # 40 ms per 4 characters: "return a + b" takes ~120 ms; no short deadline cuts it
     backend = FakeBackend(ms_per_token=40)
-    engine = make_engine(backend, deadline_ms=50)
+    engine = make_engine(backend)
     result = await engine.complete(doc(), 4, 4)
-    assert result.source == "model"
-    assert result.reason == "deadline"
-    assert "return a + b".startswith(result.text)
-    assert result.text != "return a + b"
+    assert (result.source, result.reason, result.text) == ("model", "stop", "return a + b")
     await wait_for_cache(engine)
     again = await engine.complete(doc(), 4, 4)
     assert again.source == "cache" and again.text == "return a + b"
     engine.close()
 
 
-async def test_no_speculation_means_nothing_cached_after_deadline():
+async def test_the_deadline_bounds_the_wait_with_what_is_ready():
     backend = FakeBackend(ms_per_token=40)
-    engine = make_engine(backend, deadline_ms=50, speculate=False)
-    await engine.complete(doc(), 4, 4)
-    await asyncio.sleep(0.3)
-    assert not engine.cache._memory
+    engine = make_engine(backend, deadline_ms=50)
+    result = await engine.complete(doc(), 4, 4)
+    assert result.source == "model" and result.reason == "deadline"
+    assert "return a + b".startswith(result.text) and result.text != "return a + b"
+    engine.close()
+
+
+async def test_a_newer_request_for_the_document_answers_the_older_one_empty_at_once():
+    backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
+    engine = make_engine(backend, speculate=False)
+    first = asyncio.create_task(engine.complete(doc(), 4, 4))
+    while not backend.calls:
+        await asyncio.sleep(0.005)
+    other = SOURCE.replace("def add", "def add2")
+    second = asyncio.create_task(engine.complete(doc(other), 4, 4))
+    earlier = await asyncio.wait_for(first, 0.5)  # long before the model could have finished
+    assert (earlier.text, earlier.reason) == ("", "superseded")
+    later = await second
+    assert later.reason == "stop" and later.text.startswith("return a + b")
+    engine.close()
+
+
+async def test_an_edit_answers_the_pending_request_empty_then_prefills_its_location():
+    backend = FakeBackend(ms_per_token=30)
+    engine = make_engine(backend, speculate=False)
+    pending = asyncio.create_task(engine.complete(doc(), 4, 4))
+    while not backend.calls:
+        await asyncio.sleep(0.005)
+    edited = "import math\n\n\ndef mul(x, y):\n    \n"
+    engine.edited(doc(edited), 4, 4)
+    assert (await asyncio.wait_for(pending, 0.5)).reason == "superseded"
+    end = time.monotonic() + 3  # the prefill: the request at the edit, run ahead
+    while time.monotonic() < end and not any("def mul" in r.prompt for r in backend.calls):
+        await asyncio.sleep(0.01)
+    assert any("def mul" in r.prompt for r in backend.calls)
+    result = await engine.complete(doc(edited), 4, 4)
+    assert result.source in ("cache", "joined") and result.text == "return x + y"
+    assert sum("def mul" in r.prompt for r in backend.calls) == 1  # not evaluated twice
+    engine.close()
+
+
+async def test_a_request_right_after_an_edit_cancels_its_prefill():
+    backend = FakeBackend(ms_per_token=5)
+    engine = make_engine(backend, speculate=False)
+    engine.edited(doc(), 4, 4)
+    assert doc().uri in engine.scheduler._prefill  # waiting for a quiet moment
+    result = await engine.complete(doc(), 4, 4)
+    assert doc().uri not in engine.scheduler._prefill  # the request cancelled it
+    assert result.source == "model" and result.text == "return a + b"
+    assert len(backend.calls) == 1
     engine.close()
 
 
 async def test_new_request_cancels_the_one_in_flight():
     backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
-    engine = make_engine(backend, explicit_deadline_ms=5000, speculate=False)
+    engine = make_engine(backend, speculate=False)
     first = asyncio.create_task(engine.complete(doc(), 4, 4, explicit=True))
     await asyncio.sleep(0.05)
     other = SOURCE.replace("def add", "def add2")
-    second = await engine.complete(doc(other), 4, 4, explicit=True)
+    second = await engine.complete(doc(other, path="pkg/other.py"), 4, 4, explicit=True)
     earlier = await first
-    assert earlier.reason == "cancelled"
+    assert earlier.text == "" and earlier.reason == "cancelled"  # another document: preempted
     assert second.reason == "stop" and second.text.startswith("return a + b")
     engine.close()
 
@@ -193,13 +236,15 @@ async def test_router_sends_explicit_requests_to_the_large_model():
 
 async def test_typing_what_the_model_is_generating_joins_it_instead_of_restarting():
     backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
-    engine = make_engine(backend, deadline_ms=60, speculate=True)
-    first = await engine.complete(doc(), 4, 4)  # deadline: partial text, generation goes on
-    assert first.source == "model" and first.reason == "deadline"
+    engine = make_engine(backend, speculate=False)
+    first = asyncio.create_task(engine.complete(doc(), 4, 4))
+    while not backend.calls:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.07)  # a few tokens generated
     typed = SOURCE.replace("    \n", "    re\n")
     second = await engine.complete(doc(typed), 4, 6)
-    assert second.source == "joined"
-    assert ("re" + second.text).startswith("return a + b") or second.text == ""
+    assert (await first).reason == "superseded"
+    assert second.source == "joined" and second.text == "turn a + b + a + b + a + b"
     assert len(backend.calls) == 1  # no restart
     diverged = SOURCE.replace("    \n", "    x = \n")
     await engine.complete(doc(diverged), 4, 8)
