@@ -9,6 +9,13 @@ deadlines:
   ``on_reply`` once with what it has, so the editor gets an answer in time,
   and keeps generating (speculative continuation) until
 - ``stop_at``: the hard deadline, ``max_tokens``, a stop condition, or a cancel.
+
+A cold request (its prompt needs more than ``cold_tokens`` tokens evaluated
+beyond what the KV cache holds) with a ``fallback`` prompt is answered first
+from the fallback (the local window alone, evaluated where it leaves the main
+KV cache alone): that answer goes to ``on_reply``; then the full prompt is
+evaluated, without generating, until done, cancelled or ``stop_at``, so the
+following keystrokes find it warm. The result is the fallback's generation.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from slm_lsp.positions import common_prefix_len
+
 
 @dataclass(frozen=True)
 class Request:
@@ -34,6 +43,8 @@ class Request:
     should_stop: Callable[[str], bool] | None = field(default=None, compare=False)  # e.g. block ended
     on_token: Callable[[str], None] | None = field(default=None, compare=False)  # the text so far, per token
     joinable: bool = True  # a later request may wait for this one (False: warm-up, speculation)
+    fallback: str = ""  # a short prompt answering first when this one is cold ("" : none)
+    cold_tokens: int = 0  # more prompt tokens to evaluate than this: cold (0: never)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class Generation:
     generated_tokens: int = 0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    fallback: bool = False  # answered from the request's short fallback prompt
 
     @property
     def finished(self) -> bool:
@@ -187,10 +199,14 @@ class FakeBackend:
 
     identity = "fake-model"
 
-    def __init__(self, responses: dict[str, str] | None = None, ms_per_token: float = 0.0) -> None:
+    def __init__(
+        self, responses: dict[str, str] | None = None, ms_per_token: float = 0.0, ms_per_prompt_token: float = 0.0
+    ) -> None:
         self.responses = dict(responses or {})
         self.ms_per_token = ms_per_token
+        self.ms_per_prompt_token = ms_per_prompt_token  # > 0: prompt evaluation costs time, reused prefixes not
         self.calls: list[Request] = []
+        self.evaluated = ""  # the prompt "in the KV cache" (its longest common prefix is reused)
 
     def answer(self, prompt: str) -> str:
         for needle, text in self.responses.items():
@@ -209,7 +225,32 @@ class FakeBackend:
         self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
     ) -> Generation:
         self.calls.append(request)
-        text, _ = cut_at_stop(self.answer(request.prompt), request.stop)
+        reused = common_prefix_len(self.evaluated, request.prompt)
+        cold = (len(request.prompt) - reused) // 4 > request.cold_tokens
+        if request.fallback and request.cold_tokens and cold and on_reply is not None:
+            gen = dataclasses.replace(self._generate(request, request.fallback, cancel, None), fallback=True)
+            on_reply(gen)
+            self._evaluate(request.prompt, reused, cancel, request.stop_at)
+            return gen
+        if not self._evaluate(request.prompt, reused, cancel, request.stop_at):
+            return Generation("", "cancelled" if cancel.is_set() else "deadline")
+        return self._generate(request, request.prompt, cancel, on_reply)
+
+    def _evaluate(self, prompt: str, reused: int, cancel: threading.Event, stop_at: float) -> bool:
+        self.evaluated = prompt[:reused]
+        for i in range(reused, len(prompt), 4):
+            if cancel.is_set() or time.monotonic() >= stop_at:
+                return False
+            if self.ms_per_prompt_token:
+                time.sleep(self.ms_per_prompt_token / 1000)
+            self.evaluated = prompt[: i + 4]
+        self.evaluated = prompt
+        return True
+
+    def _generate(
+        self, request: Request, prompt: str, cancel: threading.Event, on_reply: Callable[[Generation], None] | None
+    ) -> Generation:
+        text, _ = cut_at_stop(self.answer(prompt), request.stop)
         out, replied = "", False
         for i in range(0, len(text), 4):
             if cancel.is_set():

@@ -32,6 +32,7 @@ class CompletionConfig:
     # empty as soon as a newer request or an edit supersedes it); this bounds the wait.
     deadline_ms: int = 10000  # longest an automatic request waits for the model
     explicit_deadline_ms: int = 10000  # the same for an explicitly invoked request
+    cold_start_tokens: int = 96  # a prompt needing more tokens evaluated than this is first answered from the local window alone (0: off)
     max_tokens: int = 48  # generation cap for one suggestion
     max_lines: int = 8  # a block suggestion is cut to this many lines
     in_comments: bool = False  # also complete inside comments and strings automatically

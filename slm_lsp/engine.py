@@ -30,6 +30,8 @@ from slm_lsp.templates import FimTemplate
 
 log = logging.getLogger(__name__)
 
+SHORT_BUDGET = PromptBudget(prefix_tokens=96, suffix_tokens=32, header_tokens=0)  # the cold-start prompt
+
 @dataclass(frozen=True)
 class Document:
     uri: str
@@ -51,6 +53,7 @@ class Completion:
     reused_tokens: int = 0
     mode: str = ""
     context_chars: int = 0  # characters of repository context in the prompt
+    fallback: bool = False  # a cold request answered from the local window alone
 
 
 def should_stop_block(ctx: Context, max_lines: int) -> Callable[[str], bool]:
@@ -182,7 +185,7 @@ class Engine:
             return self._done(Completion(text, hit.source, mode=ctx.mode.value), t0)
         if worker is None or self.unavailable:
             return self._done(Completion("", "none", self.unavailable or "no model"), t0)
-        request = self.request_for(ctx, prompt, explicit, t0)
+        request = self.request_for(ctx, prompt, explicit, t0, fallback="" if explicit else self.short_prompt(doc, ctx))
         speculate = self.config.completion.speculate and ctx.mode is Mode.LINE
         gen, joined = await self.scheduler.answer(request, ticket, explicit, speculate)
         if gen is None:
@@ -194,7 +197,7 @@ class Engine:
         result = Completion(
             text, "joined" if joined else "model", gen.stop_reason, model_ms=gen.prompt_ms + gen.generate_ms,
             prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value,
-            context_chars=prompt.context_chars,
+            context_chars=prompt.context_chars, fallback=gen.fallback,
         )  # fmt: skip
         return self._done(result, t0)
 
@@ -211,8 +214,15 @@ class Engine:
             log.exception("autoimport failed")
             return None
 
-    def request_for(self, ctx: Context, prompt: Prompt, explicit: bool, t0: float) -> Request:
-        """The model request: answered when complete, at the latest at the deadline."""
+    def short_prompt(self, doc: Document, ctx: Context) -> str:
+        """The cold-start prompt: the local window alone (no repository, no file parts)."""
+        if not self.config.completion.cold_start_tokens:
+            return ""
+        return build_prompt(self.template, ctx, path=doc.path, budget=SHORT_BUDGET).text
+
+    def request_for(self, ctx: Context, prompt: Prompt, explicit: bool, t0: float, fallback: str = "") -> Request:
+        """The model request: answered when complete, at the latest at the deadline; a
+        cold one answers first from ``fallback``."""
         cfg = self.config.completion
         stop_at = t0 + (cfg.explicit_deadline_ms if explicit else cfg.deadline_ms) / 1000
         block = ctx.mode is Mode.BLOCK
@@ -222,6 +232,8 @@ class Engine:
             stop_at=stop_at,
             stop=("\n\n\n",) if block else ("\n",),
             should_stop=should_stop_block(ctx, cfg.max_lines) if block else None,
+            fallback=fallback,
+            cold_tokens=cfg.cold_start_tokens,
         )
 
     # -- prefill -------------------------------------------------------------

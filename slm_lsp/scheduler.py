@@ -11,7 +11,11 @@ prompt, cache lookup); this module runs it and everything around it:
   answer never lands at an old position, whatever the editor does with it.
 - **join**: a request whose prompt is the running job's prompt plus text the
   job has generated (the user typed what the model is writing) waits for that
-  job instead of restarting it.
+  job's answer instead of restarting it.
+- **cold start**: a request whose prompt is far from what the KV cache holds
+  carries a short fallback prompt (the local window); the backend answers from
+  it first (the reply) and goes on evaluating the full prompt (the job), which
+  the next keystrokes then find warm (backend.py says how).
 - **speculation**: after a line answer, the next line, for the cache.
 - **prefill**: after an edit, when no request followed it within
   ``PREFILL_DELAY_S`` and the model is idle, the request the next pause at the
@@ -123,12 +127,13 @@ class Scheduler:
             return joined, True
         if ticket.is_set():
             return None, False
-        _reply, result, _cancel = worker.submit(request)
+        reply, result, _cancel = worker.submit(request)
         speculate = speculate and worker is main
         result.add_done_callback(lambda fut: self._store(request.prompt, fut, speculate, cache))
-        if not await _wait(result, ticket, request.stop_at):
+        # the reply: the whole suggestion, or a cold request's first answer from its short prompt
+        if not await _wait(reply, ticket, request.stop_at):
             return (None if ticket.is_set() else Generation("", "deadline")), False
-        return _generation(result), False
+        return _generation(reply), False
 
     async def _join(self, worker: Worker, request: Request, ticket: asyncio.Event) -> Generation | None:
         """Typed-through for a generation still running: wait for that job instead of
@@ -139,10 +144,10 @@ class Scheduler:
         typed = request.prompt[len(job.request.prompt) :]
         if not consistent(job.partial, typed):
             return None
-        await _wait(job.result, ticket, min(request.stop_at, job.request.stop_at))
+        await _wait(job.reply, ticket, min(request.stop_at, job.request.stop_at))
         if ticket.is_set():
             return Generation("", "cancelled")  # superseded: the caller answers nothing
-        final = _generation(job.result) if job.result.done() else None
+        final = _generation(job.reply) if job.reply.done() else None
         if final is None or final.stop_reason in ("cancelled", "error") or len(final.text) <= len(typed):
             return None  # it ended before reaching what was typed: ask anew
         if not final.text.startswith(typed):

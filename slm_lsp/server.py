@@ -253,7 +253,7 @@ def _stats(uri: str, position: types.Position, c: Completion) -> dict[str, Any]:
         "uri": uri, "line": position.line, "character": position.character, "text": c.text,
         "source": c.source, "reason": c.reason, "mode": c.mode, "latencyMs": c.latency_ms,
         "modelMs": c.model_ms, "promptTokens": c.prompt_tokens, "reusedTokens": c.reused_tokens,
-        "contextChars": c.context_chars,
+        "contextChars": c.context_chars, "fallback": c.fallback,
     }  # fmt: skip
 
 

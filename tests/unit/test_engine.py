@@ -261,3 +261,32 @@ async def test_a_warm_up_in_flight_is_not_joined():
     result = await engine.complete(doc(), 4, 4, explicit=True)
     assert result.source == "model" and result.text == "return a + b"
     engine.close()
+
+
+async def test_a_cold_request_answers_from_the_local_window_then_warms_the_full_prompt():
+    backend = FakeBackend(ms_per_prompt_token=5)
+    engine = make_engine(backend, speculate=False)
+    text = "".join(f"value_{i} = {i}\n" for i in range(60)) + "\n\ndef add(a, b):\n    \n"
+    row = text.count("\n") - 1
+    first = await engine.complete(doc(text), row, 4)
+    call = backend.calls[0]
+    assert first.fallback and first.text == "return a + b"
+    assert call.fallback and len(call.fallback) < len(call.prompt) and "value_0 =" not in call.fallback
+    assert backend.evaluated != call.prompt  # answered before the full prompt was evaluated
+    end = time.monotonic() + 5
+    while time.monotonic() < end and backend.evaluated != call.prompt:
+        await asyncio.sleep(0.01)
+    assert backend.evaluated == call.prompt  # ... which goes on behind the answer
+    typed = text[: text.rindex("    \n")] + "    x\n"
+    warm = await engine.complete(doc(typed), row, 5)
+    assert warm.source == "model" and not warm.fallback  # the next keystroke finds it warm
+    engine.close()
+
+
+async def test_an_explicit_request_never_answers_from_the_short_prompt():
+    backend = FakeBackend(ms_per_prompt_token=1)
+    engine = make_engine(backend, speculate=False)
+    text = "".join(f"value_{i} = {i}\n" for i in range(60)) + "\n\ndef add(a, b):\n    \n"
+    result = await engine.complete(doc(text), text.count("\n") - 1, 4, explicit=True)
+    assert not result.fallback and backend.calls[0].fallback == ""
+    engine.close()
