@@ -2,7 +2,10 @@
 
 A Lua driver (editors/nvim/tests/complete.lua) opens a Python file, types
 `A<CR>` after `def add(a, b):`, waits for the ghost text, presses <Tab> through
-the plugin's own mapping and runs :SlmToggle, :SlmStatus and :SlmRestart.
+the plugin's own mapping, checks that an answer arriving after the user typed
+on does not show up, and runs :SlmToggle, :SlmStatus and :SlmRestart.
+Default settings throughout: the suggestion comes from the editor's automatic
+requests, answered when the model is done; WAIT_MS bounds the wait.
 Both ghost-text clients are exercised: Neovim's native
 vim.lsp.inline_completion (0.12+) and the plugin's fallback for 0.11.
 
@@ -27,6 +30,7 @@ import pytest
 
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 DRIVER = PLUGIN / "tests" / "complete.lua"
+LATE_DRIVER = PLUGIN / "tests" / "late_answer.lua"
 WAIT_MS = 60_000  # for the server to be ready, and again for the first suggestion
 
 pytestmark = [pytest.mark.editor]
@@ -139,10 +143,10 @@ def test_tab_accepts_ghost_text(nvim: dict, inline: str, project: Path, tmp_path
         SLM_NVIM_CMD=json.dumps([find_server()]),
         SLM_NVIM_INLINE=inline,
         SLM_NVIM_TIMEOUT=str(WAIT_MS),
-        # A cold prompt on a slow CPU takes seconds: let the first automatic
-        # request finish rather than return a cut-off line at 200 ms.
-        SLM_NVIM_SETTINGS=json.dumps({"completion": {"deadlineMs": 30_000}}),
+        # No settings: the plugin's and the server's defaults, as a user has them.
     )
+    # The fake answers at once; slowed, its answers come after the user typed on.
+    env.setdefault("SLM_LSP_FAKE_MS_PER_TOKEN", "100")
     proc = subprocess.run(
         nvim_command(nvim, f"luafile {DRIVER}"),
         cwd=project,
@@ -168,6 +172,16 @@ def test_tab_accepts_ghost_text(nvim: dict, inline: str, project: Path, tmp_path
     assert result["accepted"][2 : 2 + len(rest)] == rest, result
     if not os.environ.get("SLM_LSP_BACKEND"):  # what a fake says is the fake's business
         assert re.search(r"return a ?\+ ?b\b", first), f"suggestion {result['ghost']!r}"
+    # It came from an automatic request's answer (nothing was invoked explicitly).
+    assert result.get("shown_by", {}).get("items"), json.dumps(result.get("requests"), indent=1)
+
+    # A late answer for a position the user has left does not show up: its
+    # handler leaves the screen as it was, or (the fallback cancels it) it never
+    # reaches one.
+    stale = result["stale"]
+    if not stale.get("cancelled"):
+        assert stale["tick_at_answer"] != stale["tick"], f"answered before the user typed on: {stale}"
+        assert stale.get("ghost_after") == stale.get("ghost_before"), f"a stale answer showed up: {stale}"
 
     messages = result["messages"]
     assert messages[0] == "slm-lsp: completion disabled"
@@ -175,6 +189,30 @@ def test_tab_accepts_ghost_text(nvim: dict, inline: str, project: Path, tmp_path
     assert re.search(r"^state:\s+(ready|indexing)$", messages[2], re.M), messages[2]
     assert "model:" in messages[2] and "latency:" in messages[2] and "index:" in messages[2]
     assert messages[3] == "slm-lsp: restarted" and result["restarted"] is True
+
+
+@pytest.mark.parametrize(("nvim", "inline"), nvim_params("native", "fallback"))
+def test_late_answers(nvim: dict, inline: str, tmp_path: Path) -> None:
+    """Against a stub server that answers 300 ms late, whatever happened meanwhile
+    (editors/nvim/tests/late_answer.lua): a late answer for where the cursor still
+    is shows; one for a position the user has typed past does not."""
+    (tmp_path / "calc.py").write_text("def add(a, b):\n")
+    result_file = tmp_path / "result.json"
+    env = isolated_env(
+        tmp_path, SLM_NVIM_FILE=str(tmp_path / "calc.py"), SLM_NVIM_RESULT=str(result_file), SLM_NVIM_INLINE=inline
+    )
+    proc = subprocess.run(
+        nvim_command(nvim, f"luafile {LATE_DRIVER}"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    result = json.loads(result_file.read_text())
+    assert result.get("error") is None, result
+    assert result["mode"] == inline
+    assert result["ghost"] == "return a + b", result
+    assert result["lines"][:2] == ["def add(a, b):", "    return a + b"], result
+    stale = result["stale"]
+    assert result["stale_line"] == "    pass", "typed on before the answer came"
+    assert stale.get("ghost_before") is None and stale.get("ghost_after") is None, f"a stale answer showed up: {stale}"
 
 
 @pytest.mark.parametrize(("nvim", "inline"), nvim_params("auto"))

@@ -1,6 +1,11 @@
 -- Drives a real Neovim through one completion, as a person would:
 -- open a file, `A<CR>` after a line (the first by default), wait for the ghost text, press the
 -- accept key (through the plugin's own mapping), and record what happened.
+-- Nothing asks for the suggestion explicitly: it comes from the editor's automatic
+-- requests, however long the model takes (bounded by SLM_NVIM_TIMEOUT).
+-- Then a late answer: `A<CR>` after a new `def`, and as soon as the request for that
+-- position goes out, type on; the answer that arrives for the old position must not
+-- show up. Every textDocument/inlineCompletion and its answer are in result.requests.
 --
 -- Run with the plugin on the runtimepath, e.g.
 --   nvim --headless --clean --cmd 'set rtp^=editors/nvim' -c 'luafile editors/nvim/tests/complete.lua'
@@ -100,12 +105,94 @@ local function ghost_text()
   return vim.trim(text) ~= '' and text or nil
 end
 
+--- Called with each inlineCompletion request's record right after it is sent.
+local on_request = nil
+--- The slm_lsp client being observed.
+local observed
+
+--- Record every textDocument/inlineCompletion `client` sends (whoever sends it: the
+--- native client or the fallback) and its answer, with what was on screen just
+--- before and just after the editor handled that answer.
+local function observe(client)
+  observed = client
+  result.requests = result.requests or {}
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr) ---@diagnostic disable-line: duplicate-set-field
+    if method ~= 'textDocument/inlineCompletion' or type(handler) ~= 'function' then
+      return request(self, method, params, handler, bufnr)
+    end
+    local entry = {
+      sent_ms = now(),
+      line = params.position.line,
+      character = params.position.character,
+      tick = api.nvim_buf_get_changedtick(buf),
+    }
+    table.insert(result.requests, entry)
+    local ok, id = request(self, method, params, function(err, answer, ctx)
+      local items = type(answer) == 'table' and (answer.items or answer) or {}
+      entry.answered_ms = now()
+      entry.error = err and err.message or nil
+      entry.items = #items
+      local text = items[1] and items[1].insertText
+      entry.text = type(text) == 'table' and text.value or text
+      entry.tick_at_answer = api.nvim_buf_get_changedtick(buf)
+      entry.cursor_at_answer = api.nvim_win_get_cursor(0)
+      entry.ghost_before = ghost_text()
+      handler(err, answer, ctx)
+      entry.ghost_after = ghost_text()
+    end, bufnr)
+    entry.id = id
+    if on_request then
+      on_request(entry)
+    end
+    return ok, id
+  end
+end
+
+--- A late answer for a position the user has left: `A<CR>` after a new `def`, and
+--- the moment the request for the new line goes out, type on. Records that request.
+local function type_past_a_request()
+  local last = api.nvim_buf_line_count(buf)
+  api.nvim_buf_set_lines(buf, last, last, true, { '', 'def mul(a, b):' })
+  api.nvim_win_set_cursor(0, { last + 2, 0 })
+  local target = last + 2 -- 0-based row of the new line below the `def`
+  local first
+  on_request = function(entry)
+    if not first and entry.line == target then
+      first = entry
+      on_request = nil
+      feed('pass', 'nt') -- typed before the answer can be there
+    end
+  end
+  feed('A<CR>', 'nt')
+  wait_for('request for the new line', timeout, function()
+    return first
+  end)
+  wait_for('typed on past it', 5000, function()
+    return vim.trim(api.nvim_buf_get_lines(buf, target, target + 1, true)[1]) == 'pass'
+  end)
+  -- Answered, or cancelled: Neovim never hands a cancelled request's ack to the handler.
+  wait_for('the answer for the old position, or its cancellation', timeout, function()
+    return first.answered_ms or observed.requests[first.id] == nil
+  end)
+  first.settled_ms = now()
+  first.cancelled = first.answered_ms == nil
+  feed('<Esc>', 'nt')
+  wait_for('normal mode', 5000, function()
+    return api.nvim_get_mode().mode == 'n'
+  end)
+  return first
+end
+
 local function main()
   local attached = false
   api.nvim_create_autocmd('LspAttach', {
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
-      attached = attached or (client ~= nil and client.name == 'slm_lsp')
+      if client ~= nil and client.name == 'slm_lsp' and not attached then
+        attached = true
+        observe(client)
+      end
     end,
   })
   local slm = require('slm_lsp')
@@ -148,6 +235,11 @@ local function main()
 
   result.ghost = wait_for('ghost text', timeout, ghost_text)
   result.ghost_ms = now()
+  for _, entry in ipairs(result.requests) do
+    if entry.ghost_after and not entry.ghost_before then
+      result.shown_by = entry -- the request whose answer put it on screen
+    end
+  end
   if env.SLM_NVIM_STAY == '1' then
     return finish(nil)
   end
@@ -162,6 +254,8 @@ local function main()
     return api.nvim_get_mode().mode == 'n'
   end)
   result.accepted = api.nvim_buf_get_lines(buf, 0, -1, false)
+
+  result.stale = type_past_a_request()
 
   -- The user commands, as typed; their answers arrive through vim.notify.
   result.messages = {}

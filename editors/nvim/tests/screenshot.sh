@@ -40,7 +40,6 @@ cat > "$work/run.sh" <<SH
 cd '$work/project'
 export SLM_NVIM_FILE='$work/project/vec.py' SLM_NVIM_RESULT='$work/result.json' SLM_NVIM_LINE=10
 export SLM_NVIM_CMD='["$server"]' SLM_NVIM_STAY=1 SLM_NVIM_TIMEOUT=120000
-export SLM_NVIM_SETTINGS='{"completion": {"deadlineMs": 30000}}'
 export XDG_CONFIG_HOME='$work/config' XDG_STATE_HOME='$work/state' XDG_DATA_HOME='$work/data'
 export COLORTERM=truecolor
 exec '$nvim' --clean --cmd 'set rtp^=$plugin' -c 'luafile $here/complete.lua' vec.py

@@ -1,49 +1,53 @@
 /**
  * VS Code settings (`slm.*`) → the server's `initializationOptions`.
  *
- * Pure: no `vscode` import. `readSettings` takes anything with a
- * `get(key, default)` method (a `WorkspaceConfiguration` fits), and bad values
- * (wrong type, out of range) fall back to the documented default so the server
- * never sees them. The defaults here are the ones in package.json.
+ * Pure: no `vscode` import. `readSettings` takes anything with `get(key, default)`
+ * and `inspect(key)` (a `WorkspaceConfiguration` fits). Only what the user set, in
+ * any scope, goes to the server: its own defaults, its user config and a
+ * project's `.slm-lsp.json` apply to the rest (the defaults live in the server
+ * only; package.json repeats them for the Settings UI). A value of the wrong type
+ * is left out, and a number out of range is clamped, so the server never sees a
+ * bad value.
  */
 
-/** The VS Code settings this extension reads, as plain values. */
+/** The VS Code settings this extension reads. A server option is undefined unless the user set it. */
 export interface SlmSettings {
-  enable: boolean;
-  serverPath: string;
-  model: string;
-  adapter: string;
-  latencyBudgetMs: number;
-  maxLines: number;
-  languages: string[];
-  exclude: string[];
-  cacheEnable: boolean;
-  indexEnable: boolean;
+  serverPath: string; // client only
+  enable?: boolean;
+  model?: string;
+  adapter?: string;
+  latencyBudgetMs?: number;
+  maxLines?: number;
+  languages?: string[];
+  exclude?: string[];
+  cacheEnable?: boolean;
+  indexEnable?: boolean;
 }
 
-/** The server's configuration layer (camelCase; the server maps it to snake_case). */
+/** The server's configuration layer (camelCase; the server maps it to snake_case); only keys the user set. */
 export interface InitializationOptions {
-  completion: {
-    enable: boolean;
-    deadlineMs: number;
-    maxLines: number;
-    languages: string[];
-    exclude: string[];
+  completion?: {
+    enable?: boolean;
+    deadlineMs?: number;
+    maxLines?: number;
+    languages?: string[];
+    exclude?: string[];
   };
-  model: { path: string; adapter: string };
-  cache: { enable: boolean };
-  index: { enable: boolean };
+  model?: { path?: string; adapter?: string };
+  cache?: { enable?: boolean };
+  index?: { enable?: boolean };
 }
 
-export const DEFAULTS: Readonly<SlmSettings> = Object.freeze({
+/** The defaults package.json shows (the server's own; `serverPath` is the client's). */
+export const DEFAULTS = Object.freeze({
   enable: true,
   serverPath: "",
   model: "",
   adapter: "",
-  latencyBudgetMs: 200,
+  latencyBudgetMs: 10_000,
   maxLines: 8,
-  languages: [],
-  exclude: [],
+  languages: [] as string[],
+  exclude: [] as string[],
   cacheEnable: true,
   indexEnable: true,
 });
@@ -52,64 +56,100 @@ export const DEFAULTS: Readonly<SlmSettings> = Object.freeze({
 const LATENCY_RANGE: [number, number] = [20, 10_000];
 const MAX_LINES_RANGE: [number, number] = [1, 100];
 
+/** Where a setting has a value, as `WorkspaceConfiguration.inspect` tells it. */
+export interface SettingScopes {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+  globalLanguageValue?: unknown;
+  workspaceLanguageValue?: unknown;
+  workspaceFolderLanguageValue?: unknown;
+}
+
 /** What `readSettings` needs from a configuration object. */
 export interface SettingsSource {
   get<T>(key: string, defaultValue: T): T;
+  inspect(key: string): SettingScopes | undefined;
 }
 
-function bool(value: unknown, fallback: boolean): boolean {
-  return typeof value === "boolean" ? value : fallback;
+/** The value in force for `key` when the user set it in some scope, else undefined. */
+function userValue(source: SettingsSource, key: string): unknown {
+  const scopes = source.inspect(key);
+  if (!scopes) {
+    return undefined;
+  }
+  const set = [
+    scopes.globalValue,
+    scopes.workspaceValue,
+    scopes.workspaceFolderValue,
+    scopes.globalLanguageValue,
+    scopes.workspaceLanguageValue,
+    scopes.workspaceFolderLanguageValue,
+  ].some((v) => v !== undefined);
+  return set ? source.get<unknown>(key, undefined) : undefined;
 }
 
-function str(value: unknown, fallback: string): string {
-  return typeof value === "string" ? value.trim() : fallback;
+function bool(value: unknown): boolean | undefined {
+  return typeof value === "boolean" ? value : undefined;
 }
 
-function int(value: unknown, fallback: number, [lo, hi]: [number, number]): number {
+function str(value: unknown): string | undefined {
+  return typeof value === "string" ? value.trim() : undefined;
+}
+
+function int(value: unknown, [lo, hi]: [number, number]): number | undefined {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    return fallback;
+    return undefined;
   }
   return Math.min(hi, Math.max(lo, Math.round(value)));
 }
 
-function strings(value: unknown): string[] {
+function strings(value: unknown): string[] | undefined {
   if (!Array.isArray(value)) {
-    return [];
+    return undefined;
   }
   const items = value.filter((v): v is string => typeof v === "string").map((v) => v.trim());
   return [...new Set(items.filter((v) => v.length > 0))];
 }
 
-/** Read the `slm` section into plain, validated values. */
+/** Read the `slm` section into plain, validated values; server options only where the user set them. */
 export function readSettings(source: SettingsSource): SlmSettings {
+  const user = (key: string) => userValue(source, key);
   return {
-    enable: bool(source.get("enable", DEFAULTS.enable), DEFAULTS.enable),
-    serverPath: str(source.get("serverPath", DEFAULTS.serverPath), DEFAULTS.serverPath),
-    model: str(source.get("model", DEFAULTS.model), DEFAULTS.model),
-    adapter: str(source.get("adapter", DEFAULTS.adapter), DEFAULTS.adapter),
-    latencyBudgetMs: int(source.get("latencyBudgetMs", DEFAULTS.latencyBudgetMs), DEFAULTS.latencyBudgetMs, LATENCY_RANGE),
-    maxLines: int(source.get("maxLines", DEFAULTS.maxLines), DEFAULTS.maxLines, MAX_LINES_RANGE),
-    languages: strings(source.get<unknown>("languages", [])),
-    exclude: strings(source.get<unknown>("exclude", [])),
-    cacheEnable: bool(source.get("cache.enable", DEFAULTS.cacheEnable), DEFAULTS.cacheEnable),
-    indexEnable: bool(source.get("index.enable", DEFAULTS.indexEnable), DEFAULTS.indexEnable),
+    serverPath: str(source.get("serverPath", DEFAULTS.serverPath)) ?? DEFAULTS.serverPath,
+    enable: bool(user("enable")),
+    model: str(user("model")),
+    adapter: str(user("adapter")),
+    latencyBudgetMs: int(user("latencyBudgetMs"), LATENCY_RANGE),
+    maxLines: int(user("maxLines"), MAX_LINES_RANGE),
+    languages: strings(user("languages")),
+    exclude: strings(user("exclude")),
+    cacheEnable: bool(user("cache.enable")),
+    indexEnable: bool(user("index.enable")),
   };
 }
 
-/** The mapping itself: every server key, from exactly one setting. */
+/** `section` without its undefined keys, or undefined when none is left. */
+function defined<T extends object>(section: T): T | undefined {
+  const entries = Object.entries(section).filter(([, v]) => v !== undefined);
+  return entries.length > 0 ? (Object.fromEntries(entries) as T) : undefined;
+}
+
+/** The mapping itself: every server key from exactly one setting, and only the ones set. */
 export function toInitializationOptions(settings: SlmSettings): InitializationOptions {
-  return {
-    completion: {
+  const options: InitializationOptions = {
+    completion: defined({
       enable: settings.enable,
       deadlineMs: settings.latencyBudgetMs,
       maxLines: settings.maxLines,
-      languages: [...settings.languages],
-      exclude: [...settings.exclude],
-    },
-    model: { path: settings.model, adapter: settings.adapter },
-    cache: { enable: settings.cacheEnable },
-    index: { enable: settings.indexEnable },
+      languages: settings.languages && [...settings.languages],
+      exclude: settings.exclude && [...settings.exclude],
+    }),
+    model: defined({ path: settings.model, adapter: settings.adapter }),
+    cache: defined({ enable: settings.cacheEnable }),
+    index: defined({ enable: settings.indexEnable }),
   };
+  return defined(options) ?? {};
 }
 
 /** The `workspace/didChangeConfiguration` params for these settings. */

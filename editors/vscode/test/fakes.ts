@@ -98,6 +98,7 @@ export const vscode = {
     workspaceFolders: [{ uri: { fsPath: "/tmp/fake-workspace" } }],
     getConfiguration: () => ({
       get: <T>(key: string, fallback: T): T => (key in recorded.config ? (recorded.config[key] as T) : fallback),
+      inspect: (key: string) => (key in recorded.config ? { key, globalValue: recorded.config[key] } : { key }),
       update: (key: string, value: unknown, target: unknown) => {
         recorded.updates.push({ key, value, target });
         recorded.config[key] = value;

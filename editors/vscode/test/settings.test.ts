@@ -9,23 +9,39 @@ import {
   toInitializationOptions,
 } from "../src/settings";
 
-/** A `WorkspaceConfiguration`-like source over a flat object of `slm.*` keys (without the prefix). */
-function source(values: Record<string, unknown>): SettingsSource {
+/**
+ * A `WorkspaceConfiguration`-like source over a flat object of `slm.*` keys
+ * (without the prefix), all set by the user, over package.json's defaults.
+ */
+function source(values: Record<string, unknown>, defaults: Record<string, unknown> = {}): SettingsSource {
   return {
     get<T>(key: string, defaultValue: T): T {
-      return (key in values ? values[key] : defaultValue) as T;
+      return (key in values ? values[key] : key in defaults ? defaults[key] : defaultValue) as T;
+    },
+    inspect(key: string) {
+      return { defaultValue: defaults[key], ...(key in values ? { globalValue: values[key] } : {}) };
     },
   };
 }
 
+const manifest = JSON.parse(readFileSync("package.json", "utf8"));
+const properties = manifest.contributes.configuration.properties as Record<string, { default: unknown; description?: string }>;
+/** package.json's defaults, by key without the `slm.` prefix. */
+const manifestDefaults = Object.fromEntries(Object.entries(properties).map(([k, v]) => [k.slice(4), v.default]));
+
 describe("readSettings + toInitializationOptions", () => {
-  it("maps the defaults onto the server's defaults", () => {
-    assert.deepEqual(toInitializationOptions(readSettings(source({}))), {
-      completion: { enable: true, deadlineMs: 200, maxLines: 8, languages: [], exclude: [] },
-      model: { path: "", adapter: "" },
-      cache: { enable: true },
-      index: { enable: true },
+  it("sends nothing the user did not set, so the server's defaults apply", () => {
+    assert.deepEqual(toInitializationOptions(readSettings(source({}, manifestDefaults))), {});
+  });
+
+  it("sends a setting set in any scope, also one set to its default value", () => {
+    const scoped = (scope: string): SettingsSource => ({
+      get: <T>(key: string, fallback: T) => (key === "maxLines" ? 8 : fallback) as T,
+      inspect: (key: string) => (key === "maxLines" ? { [scope]: 8 } : {}),
     });
+    for (const scope of ["globalValue", "workspaceValue", "workspaceFolderValue", "workspaceLanguageValue"]) {
+      assert.deepEqual(toInitializationOptions(readSettings(scoped(scope))), { completion: { maxLines: 8 } }, scope);
+    }
   });
 
   it("maps every setting to its server key", () => {
@@ -57,16 +73,12 @@ describe("readSettings + toInitializationOptions", () => {
     assert.ok(!JSON.stringify(options).includes("/x/slm-lsp"));
   });
 
-  it("replaces values of the wrong type with the defaults", () => {
+  it("leaves out values of the wrong type", () => {
     const settings = readSettings(
       source({ enable: "yes", model: 42, latencyBudgetMs: "fast", maxLines: null, languages: "python", "cache.enable": 1 }),
     );
-    assert.equal(settings.enable, DEFAULTS.enable);
-    assert.equal(settings.model, DEFAULTS.model);
-    assert.equal(settings.latencyBudgetMs, DEFAULTS.latencyBudgetMs);
-    assert.equal(settings.maxLines, DEFAULTS.maxLines);
-    assert.deepEqual(settings.languages, []);
-    assert.equal(settings.cacheEnable, true);
+    assert.deepEqual(toInitializationOptions(settings), {});
+    assert.equal(readSettings(source({ serverPath: 3 })).serverPath, DEFAULTS.serverPath);
   });
 
   it("clamps and rounds numbers into the documented ranges", () => {
@@ -74,7 +86,7 @@ describe("readSettings + toInitializationOptions", () => {
     assert.equal(readSettings(source({ latencyBudgetMs: 1e9 })).latencyBudgetMs, 10_000);
     assert.equal(readSettings(source({ latencyBudgetMs: 150.6 })).latencyBudgetMs, 151);
     assert.equal(readSettings(source({ maxLines: 0 })).maxLines, 1);
-    assert.equal(readSettings(source({ maxLines: Number.NaN })).maxLines, 8);
+    assert.equal(readSettings(source({ maxLines: Number.NaN })).maxLines, undefined);
   });
 
   it("trims strings and drops empty, duplicate and non-string list items", () => {
@@ -85,20 +97,18 @@ describe("readSettings + toInitializationOptions", () => {
 
   it("wraps the options as didChangeConfiguration params under `slm`", () => {
     const settings = readSettings(source({ maxLines: 2 }));
-    assert.deepEqual(toDidChangeConfiguration(settings), { settings: { slm: toInitializationOptions(settings) } });
+    assert.deepEqual(toDidChangeConfiguration(settings), { settings: { slm: { completion: { maxLines: 2 } } } });
   });
 
   it("returns fresh arrays, so the server payload never aliases the settings", () => {
     const settings = readSettings(source({ languages: ["c"] }));
     const options = toInitializationOptions(settings);
-    options.completion.languages.push("cpp");
+    options.completion?.languages?.push("cpp");
     assert.deepEqual(settings.languages, ["c"]);
   });
 });
 
 describe("package.json contributes", () => {
-  const manifest = JSON.parse(readFileSync("package.json", "utf8"));
-  const properties = manifest.contributes.configuration.properties as Record<string, { default: unknown; description?: string }>;
 
   it("documents every setting", () => {
     for (const [key, spec] of Object.entries(properties)) {
@@ -107,7 +117,8 @@ describe("package.json contributes", () => {
   });
 
   it("has the same defaults as settings.ts", () => {
-    const fromManifest = readSettings(source(Object.fromEntries(Object.entries(properties).map(([k, v]) => [k.slice(4), v.default]))));
+    // Each one read as if the user had set it: valid values, within the ranges.
+    const fromManifest = readSettings(source(manifestDefaults));
     assert.deepEqual(fromManifest, { ...DEFAULTS });
   });
 

@@ -34,7 +34,7 @@ M.defaults = {
   -- Server settings (camelCase, as the server documents them). Only what you set
   -- here is sent, so the server's own defaults and a project's `.slm-lsp.json`
   -- still apply to every key you leave out. The server's defaults are:
-  --   completion = { enable = true, deadlineMs = 200, maxLines = 8, languages = {}, exclude = {} },
+  --   completion = { enable = true, deadlineMs = 10000, maxLines = 8, languages = {}, exclude = {} },
   --   model      = { path = '', adapter = '' },   -- '' = the bundled model, no adapter
   --   cache      = { enable = true },
   --   index      = { enable = true },

@@ -92,6 +92,46 @@ local function map_accept(bufnr, lhs)
   end, { expr = true, buffer = bufnr, silent = true, desc = ACCEPT_DESC })
 end
 
+local INLINE = 'textDocument/inlineCompletion'
+
+--- Clients whose late inline answers are checked (weak keys: a stopped client goes).
+--- @type table<vim.lsp.Client, true>
+local checked = setmetatable({}, { __mode = 'k' })
+
+--- Neovim 0.12's vim.lsp.inline_completion shows every answer it gets, also one
+--- for a position the user has typed past or left: it does not compare the
+--- buffer or the cursor when the answer arrives, and the server hears of an edit
+--- up to 150 ms late (didChange is debounced), of a cursor move only with the
+--- next request. The server answers when the model is done, so answers come late
+--- by design: drop one whose buffer or cursor has moved on since its request,
+--- as the fallback (ghost.lua) does. Only `client`'s own requests pass here.
+--- @param client vim.lsp.Client
+local function drop_stale_answers(client)
+  if checked[client] then
+    return
+  end
+  checked[client] = true
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr) ---@diagnostic disable-line: duplicate-set-field
+    if method ~= INLINE or type(handler) ~= 'function' or not (params and params.position) then
+      return request(self, method, params, handler, bufnr)
+    end
+    local buf = vim.uri_to_bufnr(params.textDocument.uri)
+    local tick = api.nvim_buf_get_changedtick(buf)
+    local asked = params.position
+    return request(self, method, params, function(err, result, ctx)
+      if api.nvim_buf_get_changedtick(buf) ~= tick or api.nvim_get_current_buf() ~= buf then
+        return
+      end
+      local now = vim.lsp.util.make_position_params(0, self.offset_encoding).position
+      if now.line ~= asked.line or now.character ~= asked.character then
+        return
+      end
+      return handler(err, result, ctx)
+    end, bufnr)
+  end
+end
+
 --- Turn on ghost text and keymaps for `client` in `bufnr` (LspAttach).
 --- @param bufnr integer
 --- @param client vim.lsp.Client
@@ -102,6 +142,7 @@ function M._on_attach(bufnr, client)
     notify('vim.lsp.inline_completion needs Neovim 0.12; using the fallback ghost text', vim.log.levels.WARN)
   end
   if mode == 'native' then
+    drop_stale_answers(client)
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   elseif mode == 'fallback' then
     require('slm_lsp.ghost').attach(bufnr, client, o.debounce_ms)
