@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from slm_lsp.evaluation import metrics
+
 # extension -> LSP languageId (the languages slm-lsp has grammars for)
 LANGUAGE_IDS = {
     ".py": "python", ".js": "javascript", ".ts": "typescript", ".go": "go",
@@ -169,13 +171,12 @@ def common_prefix_len(a: str, b: str) -> int:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between ranks (numpy's default); None if empty."""
-    if not values:
-        return None
-    xs = sorted(values)
-    pos = (len(xs) - 1) * min(max(q, 0.0), 100.0) / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    """The q-th percentile (0-100), nearest rank; None if empty.
+
+    The project's one definition (slm_lsp.evaluation.metrics.percentile, also
+    behind `slm-lsp eval`); only "no values" differs: None here, not 0.0 ms.
+    """
+    return metrics.percentile(values, q) if values else None
 
 
 def latency_summary(values: Sequence[float], prefix: str = "") -> dict[str, float | int | None]:

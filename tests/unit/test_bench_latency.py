@@ -1,15 +1,17 @@
-"""The pure parts of bench/latency.py: picking code, the typing schedule, the statistics."""
+"""The pure parts of bench/latency.py: picking code, the keystroke plans, the statistics, the probe."""
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
-import pytest
-
-from bench import common, latency
-from bench.latency import Sample, classify
+from bench import baseline, common, latency, metrics, typist
+from bench.metrics import EvalCall, Sample, classify
+from bench.typist import Edit, Key
 
 CODE = '''import os
 
@@ -99,14 +101,18 @@ def test_typing_delays_are_human_and_deterministic():
     assert sum(key(d) for d in delays) > 0.8 * len(delays)  # mostly typing, occasional pauses
 
 
-def test_percentile_interpolates_like_numpy():
+def test_percentile_is_the_projects_nearest_rank():
+    from slm_lsp.evaluation import metrics as eval_metrics
+
     assert common.percentile([], 50) is None
     assert common.percentile([7.0], 99) == 7.0
-    assert common.percentile([4, 1, 3, 2], 50) == 2.5
+    assert common.percentile([4, 1, 3, 2], 50) == 2  # an observed value, not 2.5
     assert common.percentile([1, 2, 3, 4], 0) == 1 and common.percentile([1, 2, 3, 4], 100) == 4
-    assert common.percentile(list(range(1, 101)), 90) == pytest.approx(90.1)
+    assert common.percentile(list(range(1, 101)), 90) == 90
+    values = [13.0, 2.0, 400.0, 7.5, 90.0, 1.0, 33.0]
+    assert all(common.percentile(values, q) == eval_metrics.percentile(values, q) for q in (1, 25, 50, 90, 95, 99, 100))
     s = common.latency_summary([10.0, 20.0, 30.0])
-    assert s == {"count": 3, "p50_ms": 20.0, "p90_ms": 28.0, "p95_ms": 29.0, "p99_ms": 29.8, "mean_ms": 20.0, "max_ms": 30.0}
+    assert s == {"count": 3, "p50_ms": 20.0, "p90_ms": 30.0, "p95_ms": 30.0, "p99_ms": 30.0, "mean_ms": 20.0, "max_ms": 30.0}
 
 
 def test_spread_and_prefix_and_ratio():
@@ -119,8 +125,9 @@ def test_spread_and_prefix_and_ratio():
 
 
 def _sample(i: int, remaining: str, *, text: str | None = "", stats: dict | None = None, ms: float | None = 10.0,
-            cancelled: bool = False, gap: float = 0.1) -> Sample:  # fmt: skip
-    s = Sample(i, 0, "file:///a.py", 3, 4 + i, "    ", "x" * i, remaining, f"b{i}", gap, sent=1.0)
+            cancelled: bool = False, gap: float = 0.1, ahead: str | None = None, line: int = 3) -> Sample:  # fmt: skip
+    key = Key(gap, None, line, "    ", "x" * i, remaining, remaining if ahead is None else ahead, gap, i == 0, line + 1)
+    s = Sample(i, 0, "file:///a.py", key, f"b{i}", sent=1.0)
     s.received = None if ms is None else 1.0 + ms / 1000
     s.cancelled_at = 1.05 if cancelled else None
     s.text, s.stats = text, stats
@@ -155,7 +162,7 @@ def test_server_summary_counts_saved_characters_and_sources():
         _sample(5, line[5:], text="ar)", stats=_stats("cache", 1)),  # full line, saved
         _sample(8, "", text="", stats=_stats("none", 2, reason="in-string", mode="none"), gap=float("inf")),
     ]
-    out = latency.server_summary(samples)
+    out = metrics.server_summary(samples)
     assert out["requests"] == 7 and out["answered"] == 6 and out["cancelled"] == 1
     assert out["typed_chars"] == 6 and out["chars_saved"] == 3 and out["chars_saved_rate"] == 0.5
     assert out["shown"] == 4 and out["shown_rate"] == round(4 / 7, 4)
@@ -165,20 +172,17 @@ def test_server_summary_counts_saved_characters_and_sources():
     bs = out["by_source"]
     assert (bs["kv"]["count"], bs["cache"]["count"], bs["deadline"]["count"], bs["fresh"]) == (1, 2, 1, {"count": 0})
     assert bs["cancelled"]["age_p50_ms"] == 50.0
-    assert out["at_pause"] == {"requests": 2, "answered_rate": 1.0, "p50_ms": 10.0, "p95_ms": 10.0, "shown_rate": 0.5}
+    assert out["at_pause"] == {"requests": 2, "answered_rate": 1.0, "p50_ms": 10.0, "p95_ms": 10.0, "shown_rate": 0.5,
+                               "shown_within_pause_rate": 0.5, "time_to_shown_p50_ms": 10.0, "time_to_shown_p90_ms": 10.0}  # fmt: skip
     # one line; its first request went out at t=1.0, the first shown answer (sample 0) came 10 ms later
     assert out["per_line"] == {"lines": 1, "with_suggestion_rate": 1.0, "first_shown_p50_ms": 10.0,
                                "first_shown_p90_ms": 10.0, "first_shown_after_chars_p50": 0}  # fmt: skip
 
 
-def test_baseline_states_spread_over_answered_completions_and_document_state():
+def test_baseline_states_spread_over_answered_completions():
     samples = [_sample(i, "abc", stats=_stats("model", mode="none" if i % 3 == 0 else "line")) for i in range(30)]
-    states = latency.baseline_states(samples, 4)
+    states = baseline.baseline_states(samples, 4)
     assert [s.index for s in states] == [1, 10, 20, 29]
-    sf = common.SourceFile(Path("a.py"), "a.py", "python", "a = 1\nb = 2\n    old_line(x)\nc = 3\n")
-    s = _sample(2, "ine(x)", stats=None)
-    s.line, s.typed = 2, "old_l"
-    assert latency.document_state(sf, s) == "a = 1\nb = 2\n    old_l\nc = 3\n"
 
 
 def test_builtin_png_renderer_writes_a_valid_png(tmp_path):
@@ -192,3 +196,229 @@ def test_builtin_png_renderer_writes_a_valid_png(tmp_path):
     idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
     assert len(zlib.decompress(idat)) == height * (1 + 3 * width)
     assert b"\x1f\x77\xb4" in bytes(canvas.pixels)  # the first series' colour was drawn
+
+
+# -- keystroke plans (bench/typist.py) ----------------------------------------------
+def _replay(plan: typist.FilePlan) -> list[str]:
+    """Apply every key's edit to the opened document; the document at each request."""
+    doc, states = plan.opened, []
+    for key in plan.keys:
+        if key.edit is not None:
+            lines = doc.split("\n")
+            e = key.edit
+            edited = lines[e.line][: e.start] + e.text + lines[e.line][e.end :]
+            doc = "\n".join(lines[: e.line] + edited.split("\n") + lines[e.line + 1 :])
+        states.append(doc)
+    return states
+
+
+def test_line_plan_retypes_the_rows_with_the_old_timing(tmp_path):
+    sf = common.pick_files(_repo(tmp_path), 1, seed=1)[0]
+    rows = common.pick_lines(sf, 3, seed=1)
+    plan = typist.plan_lines(sf, rows, seed=1)
+    states = _replay(plan)
+    assert states[-1] == sf.text
+    assert all(state == typist.document_at(plan, key) for state, key in zip(states, plan.keys))
+    assert all(state.split("\n")[k.line] == k.indent + k.typed for state, k in zip(states, plan.keys))
+    starts = [k for k in plan.keys if k.starts_line]
+    assert [k.line for k in starts] == rows and starts[0].edit is None and starts[0].delay_s == 0.0
+    lines = sf.text.split("\n")
+    assert starts[1].edit == Edit(rows[1], len(common.split_indent(lines[rows[1]])[0]), len(lines[rows[1]]), "")
+    for n, row in enumerate(rows):  # each line's keys wait exactly common.typing_delays (first line: not before it)
+        delays = common.typing_delays(common.split_indent(lines[row])[1], f"1:{sf.rel}:{row}")
+        assert [k.delay_s for k in plan.keys if k.line == row] == [0.0 if n == 0 else delays[0], *delays[1:]]
+    assert [k.gap_s for k in plan.keys] == [k.delay_s for k in plan.keys[1:]] + [typist.END_PAUSE_S]
+    assert all(k.ahead == k.remaining for k in plan.keys)
+
+
+BLOCKS = '''import os
+
+
+def documented(x):
+    """Docstring: not typed as code."""
+    y = x + 1
+    return y
+
+
+def commented(x):
+    # a comment line
+    y = x * 2
+    return y
+
+
+def short(x):
+    y = x - 1
+    return y
+
+
+def good(values, scale):
+    total = 0
+    for value in values:
+
+        total += value * scale
+    return total
+
+
+def last(a, b):
+    if a > b:
+        return a - b
+    return b - a
+'''
+
+
+def test_candidate_blocks_are_function_bodies_of_code():
+    lines = BLOCKS.split("\n")
+    blocks = typist.candidate_blocks(BLOCKS, "python", 8)
+    assert [lines[b[0] - 1].strip() for b in blocks] == ["def good(values, scale):", "def last(a, b):"]
+    good = blocks[0]
+    assert lines[good[-1]].strip() == "return total" and "" in [lines[r] for r in good]  # blank row inside kept
+    assert typist.candidate_blocks(BLOCKS, "python", 4) == [blocks[1]]  # good has 5 rows
+    c = "int f(int a) {\n    int b = a + 1;\n    b *= 2;\n    return b;\n}\nif (x) {\n  a();\n  b();\n  c();\n}\n"
+    assert typist.candidate_blocks(c, "c", 8) == [[1, 2, 3]]
+
+
+def test_block_plan_types_the_body_top_to_bottom_with_enter(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(BLOCKS)
+    sf = common.SourceFile(path, "m.py", "python", BLOCKS)
+    rows = typist.candidate_blocks(BLOCKS, "python", 8)[0]
+    plan = typist.plan_block(sf, rows, seed=2)
+    lines = BLOCKS.split("\n")
+    assert plan.opened == "\n".join(lines[: rows[0]] + ["    "] + lines[rows[-1] + 1 :])
+    states = _replay(plan)
+    assert states[-1] == BLOCKS
+    assert all(state == typist.document_at(plan, key) for state, key in zip(states, plan.keys))
+    enters = [k for k in plan.keys if k.starts_line][1:]
+    assert [k.edit.text for k in enters] == ["\n    ", "\n", "\n        ", "\n    "]
+    assert enters[0].edit == Edit(rows[0], len(lines[rows[0]]), len(lines[rows[0]]), "\n    ")
+    first = plan.keys[0]
+    assert first.ahead == "\n".join(lines[r] for r in rows)[4:]  # the whole body, from the cursor
+    end_of_first = next(k for k in plan.keys if k.line == rows[0] and not k.remaining)
+    assert end_of_first.ahead == "\n" + "\n".join(lines[r] for r in rows[1:])  # next key: Enter
+
+
+def test_plan_files_block_skips_files_without_a_body(tmp_path):
+    root = _repo(tmp_path)
+    (root / "pkg" / "blocks.py").write_text(BLOCKS + "".join(f"\nvalue_{i} = compute({i}, {i + 1})\n" for i in range(60)))
+    plans = typist.plan_files(root, "block", 3, 8, seed=1)
+    assert [p.sf.rel for p in plans] == ["pkg/blocks.py"]  # store.py and other.py have no fitting body
+    assert len(typist.plan_files(root, "line", 3, 8, seed=1)) == 3
+
+
+# -- what the person saw (bench/metrics.py) --------------------------------------------
+def test_pause_summary_separates_within_the_pause_from_after_waiting():
+    samples = [
+        _sample(0, "abc", text="abc", stats=_stats("cache"), ms=150, gap=0.4),  # shown within the 400 ms pause
+        _sample(1, "bc", text="bc", stats=_stats("model", prompt=400, reused=390), ms=1800, gap=0.5),  # seen after waiting
+        _sample(2, "c", text="", stats=_stats("model", 215, 0, 0, 0, "deadline"), ms=210, gap=0.6),  # answered, empty
+        _sample(3, "c", text=None, ms=None, cancelled=True, gap=0.7),  # the wait ran out
+        _sample(4, "", text="x", stats=_stats("cache"), ms=5, gap=0.1),  # no pause after it
+    ]
+    out = metrics.pause_summary(samples)
+    assert out == {"requests": 4, "answered_rate": 0.75, "p50_ms": 210.0, "p95_ms": 1800.0, "shown_rate": 0.5,
+                   "shown_within_pause_rate": 0.25, "time_to_shown_p50_ms": 150.0, "time_to_shown_p90_ms": 1800.0}  # fmt: skip
+
+
+def test_block_suggestions_count_enter_and_the_lines_below():
+    ahead = "\n    return total"
+    samples = [
+        _sample(0, "", text="\n    return total", stats=_stats("model", prompt=400, reused=390), ahead=ahead),
+        _sample(1, "", text="", stats=_stats("none", mode="none"), ahead=""),  # the end: nothing left to type
+    ]
+    out = metrics.suggestion_quality(samples)
+    assert (out["typed_chars"], out["chars_saved"], out["mean_predicted_chars"]) == (1, 1, len(ahead))
+    assert metrics.mean_predicted(samples) == 0.0  # on the line itself (as the one-line baseline) nothing was left
+
+
+def test_model_work_counts_prompt_tokens_while_typing():
+    calls = [
+        EvalCall(0.0, 2.0, 64, "p"),  # warm-up, before the typing started
+        EvalCall(10.0, 10.5, 64, "p"), EvalCall(10.5, 10.75, 36, "p"),
+        EvalCall(10.8, 10.82, 1, "g"), EvalCall(10.82, 10.84, 1, "g"),
+        EvalCall(30.0, 30.5, 64, "p"),  # after the last file
+    ]
+    out = metrics.model_work(calls, 5.0, 25.0, typed_chars=50)
+    assert out == {"prompt_tokens": 100, "prompt_tokens_per_typed_char": 2.0, "prompt_eval_s": 0.75,
+                   "prompt_eval_tokens_per_s": 133.3, "generated_tokens": 2, "busy_rate": 0.0395}  # fmt: skip
+    assert "probe" in metrics.model_work([], 5.0, 25.0, 50)
+
+
+# -- running the server (bench/latency.py, bench/server_probe.py) -------------------------
+def test_server_env_runs_another_source_tree_and_the_probe(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.setenv("SLM_LSP_BACKEND", "fake")
+    env = latency.server_env(tmp_path / "c", tmp_path / "x", server_src=tmp_path, probe=tmp_path / "p.txt")
+    assert env["PYTHONPATH"] == f"{tmp_path.resolve()}{os.pathsep}/elsewhere"
+    assert env["SLM_BENCH_PROBE"] == str(tmp_path / "p.txt") and "SLM_LSP_BACKEND" not in env
+    monkeypatch.delenv("PYTHONPATH")
+    plain = latency.server_env(tmp_path / "c", tmp_path / "x")
+    assert "PYTHONPATH" not in plain and "SLM_BENCH_PROBE" not in plain
+
+
+def test_server_probe_starts_the_server_of_server_src(tmp_path):
+    pkg = tmp_path / "src" / "slm_lsp"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text("import sys\nprint('server from src', sys.argv[1:])\n")
+    probe = tmp_path / "probe.txt"
+    env = latency.server_env(tmp_path / "c", tmp_path / "x", fake=True, server_src=tmp_path / "src", probe=probe)
+    out = subprocess.run([sys.executable, str(latency.PROBE), "--log-level", "debug"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "server from src ['--log-level', 'debug']", out.stderr
+    assert latency.read_probe(probe) == ([], str(pkg.resolve()))
+
+
+def test_server_probe_times_decode_calls_by_caller(tmp_path):
+    from bench import server_probe
+
+    class Context:  # llama_cpp._internals.LlamaContext's shape
+        def decode(self, batch):
+            return 0
+
+    class Batch:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def n_tokens(self) -> int:
+            return self.n
+
+    out = tmp_path / "probe.txt"
+    out.write_text("# slm_lsp /somewhere/slm_lsp\n")
+    server_probe.install(str(out), Context)
+    ctx = Context()
+
+    def eval(tokens):  # a wrapper such as Llama.eval: the caller above it decides
+        return ctx.decode(Batch(len(tokens)))
+
+    def _evaluate():
+        return eval([1, 2, 3])
+
+    def _generate():
+        return eval([4])
+
+    _evaluate(), _generate(), ctx.decode(Batch(2))
+    calls, package = latency.read_probe(out)
+    assert package == "/somewhere/slm_lsp"
+    assert [(c.tokens, c.kind) for c in calls] == [(3, "p"), (1, "g"), (2, "p")] and all(c.start <= c.end for c in calls)
+
+
+def test_typist_waits_after_a_pause_for_the_pending_answer():
+    import asyncio
+
+    person = latency.Typist(client=None, plans=[], pause_wait_s=0.5)  # type: ignore[arg-type]
+
+    async def wait(gap: float, answer_after: float | None) -> float:
+        s = _sample(0, "abc", gap=gap, ms=None)
+        s.sent = latency.time.perf_counter()
+        person.pending = s
+        if answer_after is not None:
+            asyncio.get_running_loop().call_later(answer_after, lambda: setattr(s, "received", latency.time.perf_counter()))
+        t0 = latency.time.perf_counter()
+        await person.wait_for_key(gap)
+        return latency.time.perf_counter() - t0
+
+    # a margin of 0.1 s for a busy machine on every upper bound
+    assert 0.1 <= asyncio.run(wait(0.1, None)) < 0.2  # no pause: the key comes on time, answer or not
+    assert 0.31 <= asyncio.run(wait(0.31, 0.15)) < 0.41  # answered during the pause: the pause as planned
+    assert 0.38 <= asyncio.run(wait(0.31, 0.38)) < 0.48  # answered after it: the person waited for it
+    assert 0.5 <= asyncio.run(wait(0.31, None)) < 0.6  # never answered: until pause_wait_s after the key
+    assert person.waited_s > 0.25
