@@ -79,7 +79,7 @@ async def client(lsp_client: LanguageClient, tmp_path_factory):
     params = types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
         root_uri=root.as_uri(),
-        initialization_options={"stats": True, "completion": {"explicitDeadlineMs": 60000}},
+        initialization_options={"stats": True},
     )
     await lsp_client.initialize_session(params)
     status = await wait_ready(lsp_client)
