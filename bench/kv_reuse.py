@@ -153,17 +153,24 @@ class Runner:
 
 
 def run(args, variants: dict[str, dict]) -> tuple[list[dict], str, float]:
+    rows, finished = resumed(args.rows) if args.resume else ([], set())
+    log = args.rows.open("a" if args.resume else "w") if args.rows else None
     runner = Runner(not args.no_retrieval)
     defaults = {key: getattr(runner.backend, key) for v in variants.values() for key in v}
     t_start = time.monotonic()
-    rows: list[dict] = []
 
     def over() -> bool:
         return len(rows) >= args.limit or time.monotonic() - t_start > args.max_seconds
 
+    def record(line: dict) -> None:
+        print(json.dumps(line), file=log or sys.stderr, flush=True)
+
     for root, rel, text in files(args.roots, args.seed):
         if over():
             break
+        name = f"{root.name}/{rel}"
+        if name in finished:
+            continue
         runner.use_root(root)
         state = None  # the cache as the previous location in this file left it
         for loc in walk(rel, text, args.moves_per_file, args.seed):
@@ -171,20 +178,29 @@ def run(args, variants: dict[str, dict]) -> tuple[list[dict], str, float]:
                 break
             if (p := runner.prompt(loc)) is None:
                 continue
-            row: dict = {"file": f"{root.name}/{rel}", "line": loc.line, "character": loc.character}
-            row["snippets"] = len(p.snippets)
-            for name, settings in variants.items() if state is not None else ():
+            row: dict = {"file": name, "line": loc.line, "character": loc.character, "snippets": len(p.snippets)}
+            for variant, settings in variants.items() if state is not None else ():
                 runner.backend.llm.load_state(state)
-                row[name] = runner.complete(p.text, True, {**defaults, **settings})
+                row[variant] = runner.complete(p.text, True, {**defaults, **settings})
             row["fresh"] = runner.complete(p.text, False, defaults)
             if state is not None:
                 rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+                record(row)
             state = runner.backend.llm.save_state()
+        else:
+            record({"finished": name})
     elapsed = time.monotonic() - t_start
     stopped = "limit" if len(rows) >= args.limit else "max-seconds" if elapsed > args.max_seconds else "files"
     runner.backend.close()
     return rows, stopped, elapsed
+
+
+def resumed(path: Path | None) -> tuple[list[dict], set[str]]:
+    """The moves of the files an interrupted run (``--rows``) finished, and those files."""
+    text = path.read_text() if path and path.exists() else ""
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    finished = {line["finished"] for line in lines if "finished" in line}
+    return [line for line in lines if line.get("file") in finished], finished
 
 
 def summarise(rows: list[dict], variants: dict[str, dict], stopped: str, elapsed: float) -> dict:
@@ -224,6 +240,8 @@ def main() -> None:
     ap.add_argument("--seed", default="1")
     ap.add_argument("--json", type=Path, help="also write the summary and every move here")
     ap.add_argument("--plot", type=Path, help="a PNG of the prompt time distributions (CDF)")
+    ap.add_argument("--rows", type=Path, help="every move as a JSON line, written as it is measured")
+    ap.add_argument("--resume", action="store_true", help="keep the files --rows has finished, measure the rest")
     args = ap.parse_args()
     variants = {name: VARIANTS[name] for name in args.variants.split(",")}
     rows, stopped, elapsed = run(args, variants)
