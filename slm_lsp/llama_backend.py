@@ -12,6 +12,10 @@ Runs only on the model worker thread (see backend.Worker). Per request:
    with the healed text; stop at end-of-text, a stop string, ``should_stop``,
    ``max_tokens``, the hard deadline or a cancel; at the soft deadline hand
    what is there to ``on_reply`` once and go on (speculation).
+
+Over 300 lines because token healing, KV reuse and the cold path all work on the
+same llama.cpp state and token lists; the pure parts live in kvreuse.py and the
+second context in llama_scratch.py.
 """
 
 from __future__ import annotations
