@@ -18,7 +18,10 @@ Per variant it prints the share of completions equal to fresh, the median
 prompt time (tokenize, plan, move, evaluate) and evaluated tokens, next to
 fresh's. ``prefix`` keeps the common prefix only (what the backend did
 before): the same tokens evaluated in other batches, so its share is the noise
-floor of the comparison. Bounded by ``--limit`` moves and ``--max-seconds``.
+floor of the comparison; ``whole16up`` is LlamaBackend's defaults; ``any16``
+moves any run, as llama-server's ``--cache-reuse`` does (plus gaps). Bounded
+by ``--limit`` moves and ``--max-seconds``; with ``--rows`` and ``--resume``
+an interrupted run goes on where it stopped (by whole files).
 """
 
 from __future__ import annotations
