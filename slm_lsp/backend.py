@@ -21,6 +21,7 @@ following keystrokes find it warm. The result is the fallback's generation.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import re
 import threading
@@ -30,6 +31,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from slm_lsp.positions import common_prefix_len
+
+log = logging.getLogger(__name__)
+
+MODEL_ERROR = "model error"  # the stop reason of a request whose backend raised
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Request:
 @dataclass(frozen=True)
 class Generation:
     text: str
-    stop_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "error"
+    stop_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "error" (no model) | MODEL_ERROR
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV state was already there
     generated_tokens: int = 0
@@ -101,10 +106,19 @@ class Worker:
     ``submit`` returns two futures: the reply (at the soft deadline or the end)
     and the final generation. A new submission cancels the job in flight: the
     newest request wins.
+
+    A backend that raises does not stop the thread: ``on_error(exc, in_a_row)``
+    is called on the model thread with the number of backend calls that failed
+    in a row (a call that returns resets it), then the job's reply is an empty
+    generation with ``MODEL_ERROR`` and its result future holds the exception.
     """
 
-    def __init__(self, backend: Backend, name: str = "slm-model") -> None:
+    def __init__(
+        self, backend: Backend, name: str = "slm-model", on_error: Callable[[Exception, int], None] | None = None
+    ) -> None:
         self.backend = backend
+        self.on_error = on_error
+        self.failures = 0  # backend calls that raised in a row (model thread only)
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._current: Job | None = None
         self._lock = threading.Lock()
@@ -153,7 +167,10 @@ class Worker:
         while (job := self._queue.get()) is not None:
             with self._lock:
                 self._current = job
-            self._execute(job)
+            try:
+                self._execute(job)
+            except Exception:  # never let the model thread die: it serves every later request
+                log.exception("the model thread failed on a job")
             with self._lock:
                 self._current = None
 
@@ -162,18 +179,31 @@ class Worker:
             if not job.reply.done():
                 job.reply.set_result(gen)
 
-        try:
-            if job.cancel.is_set():
-                gen = Generation("", "cancelled")
-            else:
+        if job.cancel.is_set():
+            gen = Generation("", "cancelled")
+        else:
+            try:
                 gen = self.backend.complete(job.request, job.cancel, on_reply)
-        except Exception as exc:  # the worker must survive anything a backend does
-            gen = Generation("", "error")
-            job.result.set_exception(exc)
-            on_reply(gen)
-            return
+            except Exception as exc:  # the worker must survive anything a backend does
+                self._failed(job, exc, on_reply)
+                return
+            self.failures = 0
         on_reply(gen)
         job.result.set_result(gen)
+
+    def _failed(self, job: Job, exc: Exception, on_reply: Callable[[Generation], None]) -> None:
+        """The backend raised: count the failure, tell ``on_error`` (before the answer, so
+        whoever gets it sees the state that follows), answer the job empty."""
+        self.failures += 1
+        log.error("the model failed (%d in a row): %r", self.failures, exc, exc_info=exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(exc, self.failures)
+            except Exception:
+                log.exception("reporting a model failure failed")
+        on_reply(Generation("", MODEL_ERROR))
+        if not job.result.done():
+            job.result.set_exception(exc)
 
     def close(self, free: bool = True) -> None:
         """Stop the thread; free the model only once the thread is gone (freeing it
@@ -195,14 +225,21 @@ class FakeBackend:
     otherwise, after a Python ``def f(a, b):`` it returns ``return a + b``, and
     anything else gets ``pass``. ``ms_per_token`` simulates a slow model
     (one "token" = 4 characters) so deadlines and cancellation can be tested.
+    ``fail_on``: a prompt containing it makes ``complete`` raise, as a broken
+    model would (a RuntimeError from llama.cpp).
     """
 
     identity = "fake-model"
 
     def __init__(
-        self, responses: dict[str, str] | None = None, ms_per_token: float = 0.0, ms_per_prompt_token: float = 0.0
+        self,
+        responses: dict[str, str] | None = None,
+        ms_per_token: float = 0.0,
+        ms_per_prompt_token: float = 0.0,
+        fail_on: str = "",
     ) -> None:
         self.responses = dict(responses or {})
+        self.fail_on = fail_on
         self.ms_per_token = ms_per_token
         self.ms_per_prompt_token = ms_per_prompt_token  # > 0: prompt evaluation costs time, reused prefixes not
         self.calls: list[Request] = []
@@ -225,6 +262,8 @@ class FakeBackend:
         self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
     ) -> Generation:
         self.calls.append(request)
+        if self.fail_on and self.fail_on in request.prompt:
+            raise RuntimeError(f"fake model failure (the prompt contains {self.fail_on!r})")
         reused = common_prefix_len(self.evaluated, request.prompt)
         cold = (len(request.prompt) - reused) // 4 > request.cold_tokens
         if request.fallback and request.cold_tokens and cold and on_reply is not None:

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="index a repository (what retrieval uses)")
     index.add_argument("root", type=Path)
     index.add_argument("--store", type=Path, default=None)
+    cfg = sub.add_parser("config", help="the settings in effect for a workspace and the layer each came from")
+    cfg.add_argument("file", nargs="?", type=Path, default=None, help="a file or directory in the workspace (default: .)")
+    cfg.add_argument("--json", action="store_true", help="print JSON for machines")
     ev = sub.add_parser("eval", help="accuracy evaluation (held-out holes or HumanEval infilling)")
     ev.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -51,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         from slm_lsp.index import index_command
 
         return index_command(args.root, args.store)
+    if args.command == "config":
+        from slm_lsp.settings_report import config_command
+
+        return config_command(args.file, machine=args.json)
     if args.command == "eval":
         from slm_lsp.evaluate import main as eval_main
 
         return eval_main(args.args)
     from slm_lsp.server import run
 
-    run(args.port if args.tcp else None)
-    return 0
+    return run(args.port if args.tcp else None)
 
 
 def _model(name: str) -> int:

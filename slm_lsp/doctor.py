@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from slm_lsp import __version__, gguf, languages, models, templates
+from slm_lsp import __version__, gguf, languages, models, paths, templates
 from slm_lsp.config import load
 from slm_lsp.runtime import cache_dir
 
@@ -37,7 +37,7 @@ def doctor(workspace: Path | None = None, out: TextIO = sys.stdout, load_model: 
     cdir = cache_dir(config)
     if config.cache.enable:
         try:
-            cdir.mkdir(parents=True, exist_ok=True)
+            paths.private_dir(cdir)
             ok("cache", f"{cdir} (limit {config.cache.size_mb} MB)")
         except OSError as exc:
             bad("cache", f"cannot create {cdir}: {exc}")

@@ -10,13 +10,12 @@ answered when ready, joins, speculation, prefill) is the scheduler's
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from slm_lsp import autoimport
+from slm_lsp import autoimport, secrets
 from slm_lsp import context as ctxmod
 from slm_lsp.backend import Backend, Request
 from slm_lsp.cache import CompletionCache
@@ -111,14 +110,15 @@ class Engine:
         self.unavailable = reason
 
     def enabled_for(self, doc: Document) -> str:
-        """"" when the document may be completed, else the reason not to."""
+        """"" when the document may be completed, else the reason not to. The one gate
+        of completion, prefill and warm-up: a secret file never reaches the model."""
         cfg = self.config.completion
         if not cfg.enable:
             return "disabled"
+        if reason := secrets.document_reason(doc.path, doc.uri, cfg.exclude):
+            return reason
         if cfg.languages and doc.language not in cfg.languages and doc.language_id not in cfg.languages:
             return "language-disabled"
-        if any(fnmatch.fnmatch(doc.path, pat) for pat in cfg.exclude):
-            return "excluded"
         return ""
 
     def prepare(self, doc: Document, line: int, character: int, explicit: bool, tree=None) -> tuple[Context, Prompt]:
@@ -181,7 +181,7 @@ class Engine:
         max_lines = self.config.completion.max_lines
         worker, cache = self.scheduler.route(explicit)
         if cache is not None and (hit := cache.get(prompt.text)) is not None:
-            text = postprocess(hit.text, ctx, max_lines=max_lines)
+            text = secrets.unmasked(postprocess(hit.text, ctx, max_lines=max_lines))
             return self._done(Completion(text, hit.source, mode=ctx.mode.value), t0)
         if worker is None or self.unavailable:
             return self._done(Completion("", "none", self.unavailable or "no model"), t0)
@@ -193,7 +193,7 @@ class Engine:
         log.debug("model %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
         useful = gen.text and gen.stop_reason != "cancelled"  # preempted: a stub of a line is not shown
-        text = postprocess(gen.text, ctx, max_lines=max_lines) if useful else ""
+        text = secrets.unmasked(postprocess(gen.text, ctx, max_lines=max_lines)) if useful else ""
         result = Completion(
             text, "joined" if joined else "model", gen.stop_reason, model_ms=gen.prompt_ms + gen.generate_ms,
             prompt_tokens=gen.prompt_tokens, reused_tokens=gen.reused_tokens, mode=ctx.mode.value,

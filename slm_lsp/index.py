@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .config import IndexConfig
+from . import paths
 from .indexing import store
 from .indexing.files import Candidate, acceptable_text, candidates, indexable_path, read_source, walk
 from .indexing.model import Chunk, Definition, FileEntry, FileSymbols, Import
 from .indexing.symbols import analyze, extract
 from .indexing.tables import LexicalView, Tables
 from .languages import detect_language
+from .secrets import mask_credentials
 
 __all__ = [
     "BuildResult", "Chunk", "Definition", "FileSymbols", "Import", "LexicalView", "WorkspaceIndex",
@@ -45,8 +47,7 @@ class BuildResult:
 
 
 def default_store_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "slm-lsp" / "index"
+    return paths.cache_home() / "index"
 
 
 class WorkspaceIndex:
@@ -156,8 +157,8 @@ class WorkspaceIndex:
 
     def _put(self, rel: str, text: str, mtime_ns: int, size: int) -> None:
         language = detect_language(rel)
-        try:
-            symbols, chunks = analyze(rel, language, text)
+        try:  # credentials never enter the index (nor its store on disk), line for line
+            symbols, chunks = analyze(rel, language, mask_credentials(text))
         except Exception:  # noqa: BLE001 - one bad file must not stop the build
             log.exception("could not analyze %s", rel)
             return

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from slm_lsp import paths
+
 
 @dataclass(frozen=True)
 class BundledModel:
@@ -52,11 +54,7 @@ class ModelError(Exception):
 
 
 def data_dir() -> Path:
-    base = os.environ.get("SLM_LSP_DATA_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(xdg) / "slm-lsp"
+    return paths.data_home()
 
 
 def part_paths(model: BundledModel) -> list[Path]:
@@ -112,7 +110,7 @@ def assemble(model: BundledModel, dest_dir: Path | None = None, out: TextIO | No
     total = sum(p.stat().st_size for p in parts)
     if model.size and total != model.size:
         raise ModelError(f"Model {model.name}: chunks add up to {total} bytes, expected {model.size}; reinstall them.")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(dest_dir)
     tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
     digest, done = hashlib.sha256(), 0
     try:

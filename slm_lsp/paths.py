@@ -38,13 +38,19 @@ def data_home() -> Path:
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents) readable by the user only; returns it.
 
-    An existing directory is tightened to 0700 when we own it; raises OSError
-    when it cannot be created (the caller decides what that means).
+    An existing directory we own loses group and other permissions (it never
+    gains any: one the user made read-only stays so); raises OSError when it
+    cannot be created (the caller decides what that means). Missing parents are
+    made 0700 too (``mkdir(parents=True)`` would give them the umask's mode).
     """
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_MODE)
+    for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        directory.mkdir(exist_ok=True, mode=PRIVATE_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a directory")
     try:
-        if path.stat().st_uid == os.getuid() and (path.stat().st_mode & 0o777) != PRIVATE_MODE:
-            path.chmod(PRIVATE_MODE)
+        stat = path.stat()
+        if stat.st_uid == os.getuid() and stat.st_mode & 0o077:
+            path.chmod(stat.st_mode & 0o700)
     except OSError:
         pass
     return path

@@ -1,11 +1,34 @@
 """Positions and text edits: LSP's UTF-16 columns, code points, tree-sitter bytes.
 
 Pure functions over strings; fast on huge documents (no full splitlines).
+
+Text from a client may hold lone surrogates (a JSON ``"\\udc80"``), which
+cannot be encoded as UTF-8 (tree-sitter, the tokenizer, the cache all encode):
+``clean_text`` replaces each with U+FFFD, one code point (and one UTF-16 unit)
+for one, so every position stays where the client has it. A UTF-16 column in
+the middle of a surrogate pair (an astral character) snaps to the pair's start.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate (anything UTF-8 cannot encode) replaced by U+FFFD.
+
+    Same length in code points and in UTF-16 units, so positions are unchanged.
+    Returns ``text`` itself when it is already valid (the common case, one pass).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(REPLACEMENT, text)
+    return text
 
 
 def line_bounds(text: str, line: int) -> tuple[int, int] | None:
@@ -24,12 +47,13 @@ def line_bounds(text: str, line: int) -> tuple[int, int] | None:
 
 
 def utf16_to_codepoints(line_text: str, character: int) -> int:
-    """A UTF-16 column as a code-point column, clamped to the line."""
+    """A UTF-16 column as a code-point column, clamped to the line; a column in the
+    middle of a surrogate pair snaps to the pair's start."""
     units = 0
     for i, ch in enumerate(line_text):
-        if units >= character:
-            return i
         units += 2 if ord(ch) > 0xFFFF else 1
+        if units > character:
+            return i
     return len(line_text)
 
 
@@ -40,9 +64,14 @@ def codepoints_to_utf16(line_text: str, column: int) -> int:
 @dataclass(frozen=True)
 class Cursor:
     line: int  # clamped to the document
-    character: int  # code points, clamped to the line
+    character: int  # code points, clamped to the line (and snapped out of a surrogate pair)
     line_text: str
     in_range: bool  # False when the client's position was outside the document
+
+    @property
+    def utf16_character(self) -> int:
+        """The cursor's column in UTF-16 units: the client's, or where it snapped to."""
+        return codepoints_to_utf16(self.line_text, self.character)
 
 
 def cursor_at(text: str, line: int, character: int, utf16: bool = True) -> Cursor:

@@ -9,7 +9,9 @@ only grows at its end while the user types.
 The anchor is the cursor line rounded down to a multiple of ``head_step``, so
 typing, and pressing Enter, only append to the prompt: the model's KV cache
 keeps everything before, and the cache key of the previous keystroke is a
-prefix of this one (typed-through reuse). Everything here is pure.
+prefix of this one (typed-through reuse). Credentials in the document and in
+snippets are masked (``secrets.mask_credentials``, line for line) before they
+enter the prompt. Everything here is pure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from slm_lsp.context import Context
+from slm_lsp.secrets import mask_credentials
 from slm_lsp.filecontext import FileContext
 from slm_lsp.templates import FimTemplate
 
@@ -66,6 +69,7 @@ def build_prompt(
     if header := trim_top(file.header, budget.header_tokens, count_tokens):
         before = header + "\n" + before  # the file's imports first
     after += file.below
+    before, after, head = mask_credentials(before), mask_credentials(after), mask_credentials(head)
     fim = f"{template.prefix}{before}{template.suffix}{after}{template.middle}{head}"
     return Prompt(text=repo + fim, head=head, context_chars=len(repo), snippets=tuple(snippets))
 
@@ -115,7 +119,7 @@ def render_repo_context(template: FimTemplate, repo_name: str, path: str, snippe
         return ""
     parts = [f"{template.repo_name}{repo_name}\n"] if template.repo_name else []
     for snippet in snippets:
-        text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
+        text = mask_credentials(snippet.text if snippet.text.endswith("\n") else snippet.text + "\n")
         parts.append(f"{template.file_sep}{snippet.path}\n{text}")
     parts.append(f"{template.file_sep}{path}\n")
     return "".join(parts)

@@ -4,12 +4,18 @@ Model loading and indexing run on background threads, so the server answers
 from the first message on (with no items until the model is ready). Problems
 reach the user through ``show`` (one message each) and the ``slm/status``
 notification; nothing here knows about LSP types.
+
+Faults degrade, they do not stop the server: a disk cache that cannot be used
+leaves the memory cache (cache.py says which faults); a model that raises on a
+request answers it empty and goes on, until ``MODEL_FAILURES`` calls in a row
+fail (then the state is "error" until the model reloads); a reload that fails
+keeps the model loaded before serving. Each is told once, through ``show`` and
+the status message.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -17,23 +23,27 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from slm_lsp import gguf, models, templates
+from slm_lsp import gguf, models, paths, templates
 from slm_lsp.backend import Backend, FakeBackend
 from slm_lsp.cache import CompletionCache
-from slm_lsp.config import Config
+from slm_lsp.config import Config, read_toggle, toggle_path
 from slm_lsp.engine import Completion, Document, Engine
 from slm_lsp.templates import FimTemplate
 from slm_lsp.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+MODEL_FAILURES = 3  # model calls failing in a row that turn completion off (state "error")
+
 BackendFactory = Callable[[Config], tuple[Backend, FimTemplate, str]]
 
 
 def default_backend_factory(config: Config) -> tuple[Backend, FimTemplate, str]:
     """The configured model (the bundled default when none is set), or the fake for tests."""
-    if os.environ.get("SLM_LSP_BACKEND") == "fake":  # tests: SLM_LSP_FAKE_MS_PER_TOKEN makes it slow
-        return FakeBackend(ms_per_token=float(os.environ.get("SLM_LSP_FAKE_MS_PER_TOKEN", "0"))), templates.QWEN, "fake"
+    if os.environ.get("SLM_LSP_BACKEND") == "fake":  # tests: SLM_LSP_FAKE_MS_PER_TOKEN makes it slow,
+        ms = float(os.environ.get("SLM_LSP_FAKE_MS_PER_TOKEN", "0"))  # SLM_LSP_FAKE_FAIL=<text>: prompts
+        fail_on = os.environ.get("SLM_LSP_FAKE_FAIL", "")  # containing it make the model raise
+        return FakeBackend(ms_per_token=ms, fail_on=fail_on), templates.QWEN, "fake"
     from slm_lsp.llama_backend import LlamaBackend
 
     path = models.resolve(config.model.path or os.environ.get("SLM_LSP_MODEL", ""), out=None)
@@ -54,8 +64,7 @@ SETUP_ERRORS = (models.ModelError, gguf.GGUFError, templates.TemplateError)
 def cache_dir(config: Config) -> Path:
     if config.cache.dir:
         return Path(config.cache.dir).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "slm-lsp" / "completions"
+    return paths.cache_home() / "completions"
 
 
 def _no_progress(kind: str, done: int, total: int, path: str) -> None:
@@ -81,6 +90,10 @@ class Runtime:
         self.model_name = ""
         self.state = "loading"
         self.message = "loading the model"
+        # "cache" | "model" -> a problem told once, while serving; any thread replaces it whole
+        self.notices: dict[str, str] = {}
+        self._model_broken = False  # the loaded model failed MODEL_FAILURES calls in a row
+        self.engine.scheduler.on_model_error = self._model_failed
         self._loader: threading.Thread | None = None
         self._last_opened: Document | None = None
 
@@ -112,21 +125,16 @@ class Runtime:
         try:
             backend, template, name = self.factory(self.config)
         except SETUP_ERRORS as exc:
-            self._fail(str(exc))
+            self._load_failed(str(exc))
             return
         except Exception as exc:  # llama.cpp errors, corrupt files, ...
             log.exception("loading the model failed")
-            self._fail(f"slm-lsp could not load the model: {exc}")
+            self._load_failed(f"slm-lsp could not load the model: {exc}")
             return
-        cache = None
-        if self.config.cache.enable:
-            try:
-                cc = self.config.cache
-                cache = CompletionCache(backend.identity, cache_dir(self.config), cc.size_mb, cc.memory_entries)
-            except Exception as exc:
-                log.warning("completion cache disabled: %s", exc)
-                cache = CompletionCache(backend.identity, None, memory_entries=self.config.cache.memory_entries)
+        cache = self._cache(backend.identity) if self.config.cache.enable else None
         self.model_name = name
+        self._notice("model", "")
+        self._model_broken = False
         self.engine.set_model(backend, template, cache)
         if self.config.model.warmup:
             self.engine.warmup(self._last_opened)
@@ -146,6 +154,52 @@ class Runtime:
         self.engine.set_large(backend, cache)
         self.model_name += f" (explicit: {name})"
         self.notify(self.status())
+
+    def _cache(self, identity: str) -> CompletionCache:
+        """Memory + disk; a disk that cannot be used leaves memory (cache.py), told once."""
+        cc = self.config.cache
+        self._notice("cache", "")
+        try:
+            return CompletionCache(identity, cache_dir(self.config), cc.size_mb, cc.memory_entries, self._cache_failed)
+        except Exception as exc:  # cache.py catches the disk's faults; this is for the unforeseen
+            log.exception("opening the completion cache failed")
+            self._cache_failed(f"slm-lsp: the completion cache could not be opened ({exc}); memory only.")
+            return CompletionCache(identity, None, memory_entries=cc.memory_entries)
+
+    def _cache_failed(self, message: str) -> None:
+        """From any thread: the disk cache is off for this session (the message says why)."""
+        self._notice("cache", message)
+
+    def _model_failed(self, exc: Exception, in_a_row: int) -> None:
+        """On the model thread: a model call raised; the request was answered empty."""
+        detail = f"{type(exc).__name__}: {exc}"
+        if in_a_row >= MODEL_FAILURES and not self._model_broken:
+            self._model_broken = True
+            self._fail(
+                f"slm-lsp: the model failed {in_a_row} times in a row ({detail}); completion is off until it "
+                "reloads: restart the server or change a model setting (details in the log)."
+            )
+        elif in_a_row < MODEL_FAILURES and "model" not in self.notices:
+            self._notice(
+                "model", f"slm-lsp: the model failed on a request ({detail}); that request was answered empty "
+                "and the model keeps serving (details in the log).",
+            )  # fmt: skip
+
+    def _load_failed(self, message: str) -> None:
+        """A load that failed: with a model already serving (a reload), it goes on serving."""
+        if self.engine.scheduler.models.worker is None or self._model_broken:
+            self._fail(message)
+            return
+        self.engine.set_unavailable("")
+        self._set_state("ready" if self.config.completion.enable else "disabled", "")
+        self._notice("model", f"{message} Still serving the model loaded before ({self.model_name}).")
+
+    def _notice(self, key: str, message: str) -> None:
+        """Tell ``message`` once (and keep it in the status); "" forgets that key's notice."""
+        self.notices = {**{k: v for k, v in self.notices.items() if k != key}, **({key: message} if message else {})}
+        if message:
+            self.show(message)
+            self.notify(self.status())
 
     def _fail(self, message: str) -> None:
         self.engine.set_unavailable(message)
@@ -205,15 +259,13 @@ class Runtime:
 
     # -- toggle and status ------------------------------------------------
     def _toggle_file(self) -> Path:
-        key = hashlib.sha256(str(self.root or "").encode()).hexdigest()[:16]
-        return models.data_dir() / "workspaces" / f"{key}.json"
+        return toggle_path(self.root)
 
     def _with_toggle(self, config: Config) -> Config:
-        try:
-            enabled = json.loads(self._toggle_file().read_text())["enabled"]
-        except (OSError, ValueError, KeyError, TypeError):
+        enabled = read_toggle(self._toggle_file())
+        if enabled is None:
             return config
-        return dataclasses.replace(config, completion=dataclasses.replace(config.completion, enable=bool(enabled)))
+        return dataclasses.replace(config, completion=dataclasses.replace(config.completion, enable=enabled))
 
     def clear_toggle(self) -> None:
         self._toggle_file().unlink(missing_ok=True)
@@ -221,7 +273,7 @@ class Runtime:
     def toggle(self) -> bool:
         enabled = not self.config.completion.enable
         path = self._toggle_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(path.parent)
         path.write_text(json.dumps({"enabled": enabled}))
         self.config = self._with_toggle(self.config)
         self.engine.config = self.config
@@ -234,7 +286,7 @@ class Runtime:
         ws = self.workspace
         return {
             "state": self.state,
-            "message": self.message,
+            "message": self.message or " ".join(self.notices.values()),
             "model": self.model_name,
             "adapter": self.config.model.adapter,
             "lastLatencyMs": round(last.latency_ms, 1) if last else None,

@@ -24,6 +24,9 @@ prompt, cache lookup); this module runs it and everything around it:
   prompt at the last edit in that file, else near the top, is evaluated.
   Prefill and speculation never preempt; every request preempts them.
 
+Nothing is cached (memory or disk) for a prompt or a text that held a
+credential (``secrets.cacheable``).
+
 Threads: the public methods run on the event loop's thread. Done-callbacks of
 the model's futures (``_store``, ``_store_next_line``) run on the model thread;
 they touch only the cache (locked) and ``Worker.submit`` (locked).
@@ -38,8 +41,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from slm_lsp.backend import Backend, Generation, Request, Worker
+from slm_lsp.backend import MODEL_ERROR, Backend, Generation, Request, Worker
 from slm_lsp.cache import CompletionCache
+from slm_lsp.secrets import cacheable
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,12 @@ def second_line_started(text: str) -> bool:
 
 
 class Scheduler:
+    """``on_model_error(exc, in_a_row)``: a backend raised (called on the model thread;
+    see ``Worker``); set before ``set_models`` to hear about it."""
+
     def __init__(self, backend: Backend | None = None, cache: CompletionCache | None = None) -> None:
-        self.models = Models(Worker(backend) if backend is not None else None, cache)
+        self.on_model_error: Callable[[Exception, int], None] | None = None
+        self.models = Models(self._worker(backend) if backend is not None else None, cache)
         self._pending: dict[str, asyncio.Event] = {}  # uri -> set when that request is superseded
         self._prefill: dict[str, asyncio.TimerHandle] = {}  # uri -> the prefill waiting for quiet
         self.last_edit: dict[str, tuple[int, int]] = {}  # uri -> (line, character) of its latest edit
@@ -77,14 +85,21 @@ class Scheduler:
     # -- models --------------------------------------------------------------
     def set_models(self, backend: Backend, cache: CompletionCache | None) -> None:
         """A newly loaded model: swap it in whole, then close what it replaces."""
-        old, self.models = self.models, Models(Worker(backend), cache)
+        old, self.models = self.models, Models(self._worker(backend), cache)
         _close(old)
 
     def set_large(self, backend: Backend, cache: CompletionCache | None) -> None:
         old = self.models
-        self.models = Models(old.worker, old.cache, Worker(backend, name="slm-model-large"), cache)
+        self.models = Models(old.worker, old.cache, self._worker(backend, "slm-model-large"), cache)
         if old.large is not None:
             old.large.close()
+
+    def _worker(self, backend: Backend, name: str = "slm-model") -> Worker:
+        return Worker(backend, name=name, on_error=self._model_error)
+
+    def _model_error(self, exc: Exception, in_a_row: int) -> None:
+        if self.on_model_error is not None:
+            self.on_model_error(exc, in_a_row)
 
     def route(self, explicit: bool) -> tuple[Worker | None, CompletionCache | None]:
         """Automatic requests: the small, fast model. Explicit ones: the large one, when loaded."""
@@ -148,7 +163,7 @@ class Scheduler:
         if ticket.is_set():
             return Generation("", "cancelled")  # superseded: the caller answers nothing
         final = _generation(job.reply) if job.reply.done() else None
-        if final is None or final.stop_reason in ("cancelled", "error") or len(final.text) <= len(typed):
+        if final is None or final.stop_reason in ("cancelled", "error", MODEL_ERROR) or len(final.text) <= len(typed):
             return None  # it ended before reaching what was typed: ask anew
         if not final.text.startswith(typed):
             return None
@@ -161,7 +176,7 @@ class Scheduler:
             return
         log.debug("final %s: %r prompt=%d reused=%d %.0f+%.0f ms", gen.stop_reason, gen.text[:40],
                   gen.prompt_tokens, gen.reused_tokens, gen.prompt_ms, gen.generate_ms)  # fmt: skip
-        if gen.stop_reason in ("stop", "length") and gen.text:
+        if gen.stop_reason in ("stop", "length") and gen.text and cacheable(prompt, gen.text):
             cache.put(prompt, gen.text)
             if speculate and gen.stop_reason == "stop":
                 self._speculate_next_line(prompt + gen.text, cache)
@@ -241,9 +256,12 @@ async def _wait(fut: Future, ticket: asyncio.Event, stop_at: float) -> bool:
 
 
 def _generation(fut: Future) -> Generation | None:
-    if not fut.done() or fut.cancelled() or fut.exception() is not None:
-        return Generation("", "error") if fut.done() else None
-    return fut.result()
+    """The model's answer; None while it runs; empty with MODEL_ERROR when the backend raised."""
+    if not fut.done():
+        return None
+    if fut.cancelled():
+        return Generation("", "cancelled")
+    return Generation("", MODEL_ERROR) if fut.exception() is not None else fut.result()
 
 
 def _store_next_line(prompt: str, fut: Future, cache: CompletionCache) -> None:
@@ -251,7 +269,7 @@ def _store_next_line(prompt: str, fut: Future, cache: CompletionCache) -> None:
     if gen is None or gen.stop_reason not in ("stop", "length"):
         return
     text = gen.text
-    if text.startswith("\n") and text.strip():
+    if text.startswith("\n") and text.strip() and cacheable(prompt, text):
         cut = text.find("\n", 1)
         cache.put(prompt, text if cut < 0 else text[:cut])
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from slm_lsp import __version__, languages, positions
-from slm_lsp.config import load
+from slm_lsp import __version__, jsonrpc, languages, positions, transport
+from slm_lsp.config import client_enable, load
 from slm_lsp.context import Edit, SyntaxTrees
 from slm_lsp.engine import Completion, Document
 from slm_lsp.runtime import BackendFactory, Runtime, default_backend_factory
@@ -22,15 +28,88 @@ log = logging.getLogger(__name__)
 MAX_DOCUMENT_CHARS = 20_000_000  # beyond this a document is not completed at all
 
 
+class SlmProtocol(LanguageServerProtocol):
+    """pygls' protocol behind our transport: every request gets exactly one answer.
+
+    Bodies come from ``transport`` (not pygls' reader) through ``jsonrpc``'s checks; a
+    request whose params do not structure is answered -32602, one before ``initialize``
+    -32002, one after ``shutdown`` -32600; a handler's exception -32603 in one line.
+    ``exit`` sets the exit code and the read loop stops. Runs on the event loop's thread.
+    """
+
+    exit_code: int | None = None  # set by exit: 0 after shutdown, else 1
+
+    def receive(self, body: bytes) -> None:
+        messages, errors = jsonrpc.parse_body(body)
+        for error in errors:
+            self._send_response(error.id, error=types.ResponseError(error.code, error.message))
+        if errors:  # logged there, and the user hears once
+            self._server._report_server_error(ValueError(errors[0].message), "message")  # type: ignore[arg-type]
+        for data in messages:
+            self._dispatch(data)
+
+    def framing_error(self, error: transport.FramingError) -> None:
+        """Bytes that were no message: a request among them (its id found) is answered -32700."""
+        if (msg_id := jsonrpc.request_id(error.head)) is not None:
+            self._send_response(msg_id, error=types.ResponseError(jsonrpc.PARSE_ERROR, f"Parse error: {error.message}"))
+        self._server._report_server_error(ValueError(error.message), "framing")  # type: ignore[arg-type]
+
+    def _dispatch(self, data: dict[str, Any]) -> None:
+        request = "id" in data and "method" in data
+        try:
+            message = self.structure_message(data)
+        except JsonRpcException as exc:  # pygls logged the traceback
+            if request:
+                reason = f"Invalid params for {data['method']}: {jsonrpc.invalid_params(exc.__cause__ or exc)}"
+                self._send_response(data["id"], error=types.ResponseError(jsonrpc.INVALID_PARAMS, reason))
+            return
+        if request and not hasattr(message, "id"):
+            reason = f"Invalid request: {data['method']} is a notification; it takes no id"
+            self._send_response(data["id"], error=types.ResponseError(jsonrpc.INVALID_REQUEST, reason))
+            return
+        self.handle_message(message)
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        if self._workspace is None and method not in (None, types.INITIALIZE, types.EXIT):
+            log.warning("%s before initialize: %s", method, "answered -32002" if hasattr(message, "id") else "dropped")
+            if hasattr(message, "id"):
+                error = types.ResponseError(-32002, f"Server not initialized: {method} before initialize")
+                self._send_response(message.id, error=error)
+            return
+        if self._shutdown and method is not None and method != types.EXIT and hasattr(message, "id"):
+            reason = f"Invalid request: {method} after shutdown; only exit is accepted"
+            self._send_response(message.id, error=types.ResponseError(jsonrpc.INVALID_REQUEST, reason))
+            return
+        super().handle_message(message)
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: types.ResponseError | None = None) -> None:
+        if error is not None and error.data is not None:  # a handler's traceback: in the log, not the reply
+            error = types.ResponseError(error.code, (error.message or "Internal error").splitlines()[0][:200])
+        if msg_id is None and error is not None:  # lsprotocol would drop the id; JSON-RPC wants null
+            self._send_data({"jsonrpc": "2.0", "id": None, "error": {"code": error.code, "message": error.message}})
+            return
+        super()._send_response(msg_id, result, error)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:
+        self.exit_code = 0 if self._shutdown else 1
+
+    def stopped(self) -> bool:
+        return self.exit_code is not None
+
+
 class SlmServer(LanguageServer):
     """Owns the runtime (config, model, cache, index) and the per-document trees."""
 
     def __init__(self, backend_factory: BackendFactory) -> None:
-        super().__init__("slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        sync_kind = types.TextDocumentSyncKind.Incremental
+        super().__init__("slm-lsp", __version__, text_document_sync_kind=sync_kind, protocol_cls=SlmProtocol)
         self.runtime = Runtime(backend_factory, notify=self.notify_status, show=self.show_error, progress=self.progress)
         self.trees = SyntaxTrees()
         self.texts: dict[str, str] = {}  # our copy, to turn changes into tree-sitter edits
         self.root: Path | None = None
+        self.client_settings: dict[str, Any] = {}  # the client's layer as last sent (initialize, didChangeConfiguration)
         self._shown: set[str] = set()
         self._lock = threading.Lock()
 
@@ -84,7 +163,7 @@ class SlmServer(LanguageServer):
 
     # -- documents -------------------------------------------------------
     def document(self, uri: str) -> Document | None:
-        """The engine's view of an open document, or None when it is not open."""
+        """The engine's view of an open document (its cleaned text), or None when it is not open."""
         text = self.texts.get(uri)
         if text is None:
             return None
@@ -107,7 +186,11 @@ class SlmServer(LanguageServer):
 
     def sync(self, uri: str, text: str, language_id: str | None) -> tuple[int, int] | None:
         """Record new text and update the syntax tree incrementally; returns where the
-        edit ended in the new text (line, character in code points), None when unchanged."""
+        edit ended in the new text (line, character in code points), None when unchanged.
+
+        Our copy is cleaned (lone surrogates become U+FFFD, positions unchanged); the
+        client's buffer and pygls' copy are left as they are."""
+        text = positions.clean_text(text)
         old = self.texts.get(uri)
         self.texts[uri] = text
         language = languages.detect_language(uri, language_id)
@@ -146,6 +229,7 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
         root = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
         ls.root = Path(to_fs_path(root)).resolve() if root and to_fs_path(root) else None
         options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        ls.client_settings = options
         config, problems = load(ls.root, options)
         ls.runtime.configure(config, ls.root, problems)
 
@@ -190,8 +274,9 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
     def did_change_configuration(ls: SlmServer, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings.get("slm", params.settings) if isinstance(params.settings, dict) else {}
         settings = settings if isinstance(settings, dict) else {}
-        if isinstance(settings.get("completion"), dict) and "enable" in settings["completion"]:
-            ls.runtime.clear_toggle()  # an explicit setting is the newest word on enabling
+        if client_enable(settings) not in (None, client_enable(ls.client_settings)):
+            ls.runtime.clear_toggle()  # the user changed the setting itself: the newest word on enabling
+        ls.client_settings = settings
         config, problems = load(ls.root, settings)
         ls.runtime.reconfigure(config, problems)
 
@@ -245,7 +330,7 @@ async def _complete(
     ls.runtime.record(completion)
     if ls.runtime.config.stats:
         ls.protocol.notify("slm/completionStats", _stats(uri, position, completion))
-    return completion, position
+    return completion, types.Position(position.line, cursor.utf16_character)  # snapped out of a surrogate pair
 
 
 def _stats(uri: str, position: types.Position, c: Completion) -> dict[str, Any]:
@@ -268,7 +353,8 @@ def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -
     cursor = positions.cursor_at(doc.text if doc else "", params.position.line, params.position.character)
     head = cursor.line_text[: cursor.character]
     word = head[len(head.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")) :]
-    start = types.Position(params.position.line, params.position.character - positions.codepoints_to_utf16(word, len(word)))
+    end = types.Position(params.position.line, cursor.utf16_character)  # snapped out of a surrogate pair
+    start = types.Position(end.line, end.character - positions.codepoints_to_utf16(word, len(word)))
     new_text = word + text
     label = new_text.split("\n", 1)[0].strip() or new_text.strip()
     return types.CompletionItem(
@@ -277,14 +363,29 @@ def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -
         detail="slm-lsp",
         filter_text=new_text,
         insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(types.Range(start, params.position), new_text),
+        text_edit=types.TextEdit(types.Range(start, end), new_text),
         sort_text="0",
     )
 
 
-def run(tcp_port: int | None = None, backend_factory: BackendFactory = default_backend_factory) -> None:
+def run(tcp_port: int | None = None, backend_factory: BackendFactory = default_backend_factory) -> int:
+    """Serve on stdio (or TCP on loopback only: code never leaves the machine); the exit code."""
     server = create_server(backend_factory)
-    if tcp_port is not None:
-        server.start_tcp("127.0.0.1", tcp_port)  # loopback only: code never leaves the machine
-    else:
-        server.start_io()
+    protocol: SlmProtocol = server.protocol  # type: ignore[assignment]
+    receive, on_error, done = protocol.receive, protocol.framing_error, protocol.stopped
+
+    async def serve() -> None:
+        server.loop = asyncio.get_running_loop()  # out-of-band messages are sent from this loop
+        if tcp_port is None:
+            protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+            await transport.serve_stdio(receive, on_error, done)
+        else:
+            await transport.serve_tcp("127.0.0.1", tcp_port, protocol.set_writer, receive, on_error, done)
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    if protocol.exit_code is not None:
+        return protocol.exit_code
+    return 0 if protocol._shutdown else 1  # the client went away: clean only after shutdown

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..paths import private_dir
 from .model import Chunk, Definition, FileEntry, FileSymbols, Import
 
 FORMAT = "slm-lsp-index"
@@ -76,7 +77,7 @@ def save(path: Path, entries: list[FileEntry], skipped: Skipped) -> None:
         "skipped": [[p, m, s] for p, (m, s) in sorted(skipped.items())],
     }
     data = gzip.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), compresslevel=3)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

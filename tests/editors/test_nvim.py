@@ -28,9 +28,12 @@ from pathlib import Path
 
 import pytest
 
+from slm_lsp.config import toggle_path
+
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 DRIVER = PLUGIN / "tests" / "complete.lua"
 LATE_DRIVER = PLUGIN / "tests" / "late_answer.lua"
+SETTINGS_DRIVER = PLUGIN / "tests" / "settings.lua"
 WAIT_MS = 60_000  # for the server to be ready, and again for the first suggestion
 
 pytestmark = [pytest.mark.editor]
@@ -213,6 +216,75 @@ def test_late_answers(nvim: dict, inline: str, tmp_path: Path) -> None:
     stale = result["stale"]
     assert result["stale_line"] == "    pass", "typed on before the answer came"
     assert stale.get("ghost_before") is None and stale.get("ghost_after") is None, f"a stale answer showed up: {stale}"
+
+
+def run_settings_driver(nvim: dict, project: Path, tmp_path: Path, files: list[str], **extra: str) -> dict:
+    """editors/nvim/tests/settings.lua on `files` of `project`; its result."""
+    result_file = tmp_path / "settings-result.json"
+    env = isolated_env(
+        tmp_path,
+        SLM_NVIM_FILES=json.dumps([str(project / f) for f in files]),
+        SLM_NVIM_RESULT=str(result_file),
+        SLM_NVIM_CMD=json.dumps([find_server()]),
+        SLM_NVIM_TIMEOUT=str(WAIT_MS),
+        **extra,
+    )
+    proc = subprocess.run(
+        nvim_command(nvim, f"luafile {SETTINGS_DRIVER}"),
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=6 * WAIT_MS / 1000,
+    )
+    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    result = json.loads(result_file.read_text())
+    assert result.get("error") is None, f"{result.get('error')}\n" + "\n".join(result.get("log", []))
+    return result
+
+
+@pytest.fixture
+def excluding_project(project: Path) -> Path:
+    """`project` with a second file that its .slm-lsp.json excludes from completion."""
+    (project / "secret.py").write_text("def add(a, b):\n")
+    (project / ".slm-lsp.json").write_text(json.dumps({"completion": {"exclude": ["secret.py"]}}))
+    return project
+
+
+@pytest.mark.parametrize(("nvim", "inline"), nvim_params("auto"))
+def test_project_file_wins_over_untouched_settings(nvim: dict, inline: str, excluding_project: Path, tmp_path: Path) -> None:
+    """No `settings` in setup(): nothing is sent, so .slm-lsp.json's exclude holds (and only for its file)."""
+    result = run_settings_driver(nvim, excluding_project, tmp_path, ["secret.py", "calc.py"])
+    assert result["init_options"] == {} and result["settings"] == {"slm": {}}, "the plugin sent settings nobody set"
+    secret, calc = result["files"]
+    assert secret["items"] == 0 and secret.get("ghost") is None, secret
+    assert calc["items"] >= 1 and calc["ghost"], calc
+
+
+@pytest.mark.parametrize(("nvim", "inline"), nvim_params("auto"))
+def test_editor_setting_wins_over_project_file(nvim: dict, inline: str, excluding_project: Path, tmp_path: Path) -> None:
+    """A key the user set in the editor is the client layer, above .slm-lsp.json."""
+    settings = {"completion": {"exclude": []}}
+    result = run_settings_driver(nvim, excluding_project, tmp_path, ["secret.py"], SLM_NVIM_SETTINGS=json.dumps(settings))
+    assert result["init_options"] == settings and result["settings"] == {"slm": settings}
+    (secret,) = result["files"]
+    assert secret["items"] >= 1 and secret["ghost"], secret
+
+
+@pytest.mark.parametrize(("nvim", "inline"), nvim_params("auto")[:1])
+def test_toggle_survives_unrelated_settings_changes(nvim: dict, inline: str, project: Path, tmp_path: Path) -> None:
+    """The user set completion.enable; :SlmToggle turns it off, and neither a change of
+    another setting nor a restart (Neovim re-sends the settings) turns it on again."""
+    settings = json.dumps({"completion": {"enable": True}})
+    toggle = toggle_path(project.resolve())
+    try:
+        result = run_settings_driver(nvim, project, tmp_path, ["calc.py"], SLM_NVIM_SETTINGS=settings, SLM_NVIM_TOGGLE="1")
+    finally:
+        toggle.unlink(missing_ok=True)
+    assert result["files"][0]["ghost"], result["files"]
+    steps = result["toggle"]
+    assert steps["before"] in ("ready", "indexing"), steps
+    assert steps == {**steps, "toggled": "disabled", "after_configure": "disabled", "after_restart": "disabled"}
 
 
 @pytest.mark.parametrize(("nvim", "inline"), nvim_params("auto"))

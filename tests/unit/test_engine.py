@@ -185,7 +185,7 @@ def test_worker_survives_a_crashing_backend():
 
     worker = Worker(Boom())
     reply, result, _ = worker.submit(Request("boom"))
-    assert reply.result(timeout=2).stop_reason == "error"
+    assert reply.result(timeout=2).stop_reason == "model error"
     with pytest.raises(RuntimeError):
         result.result(timeout=2)
     reply, result, _ = worker.submit(Request("def f(a):\n    "))

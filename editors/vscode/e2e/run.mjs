@@ -4,7 +4,10 @@
 // explicit trigger, however long the model takes), accepts it with Tab and checks
 // that the file says `return a + b`. Then a late answer for a position the cursor
 // has left: in mul.py it must not show while the cursor is on another line, and
-// shows when the cursor comes back.
+// shows when the cursor comes back. Last, the workspace's .slm-lsp.json excludes
+// excluded.py, and `slm.exclude` is left untouched: the project file wins (the
+// server says "excluded" and no ghost text shows there), while main.py above,
+// with the same untouched settings, got its suggestion.
 // Saves media/ghost-text.png (the ghost text on screen) and, under e2e/.run/,
 // the logs and a screenshot of every failure. Started by scripts/e2e.sh, which
 // sets CODE_SERVER_ENTRY, SLM_E2E_VSIX and SLM_LSP_BIN.
@@ -31,6 +34,9 @@ const EXPECT = process.env.SLM_E2E_EXPECT ?? "return a + b";
 const INITIAL = '"""Small arithmetic helpers."""\n\n';
 // For the late answer: the cursor goes to the end of `return`, a space is typed.
 const MUL = "def mul(a, b):\n    return";
+// The project layer: `stats` makes the server say why it answered as it did (slm/completionStats).
+const PROJECT_SETTINGS = { completion: { exclude: ["excluded.py"] }, stats: true };
+const EXCLUDED = '"""Kept out of completion by the workspace\'s .slm-lsp.json."""\n\n';
 // The fake backend answers at once; slow it so that an answer can be late.
 if (process.env.SLM_LSP_BACKEND === "fake") {
   process.env.SLM_LSP_FAKE_MS_PER_TOKEN ??= "150";
@@ -108,6 +114,8 @@ function prepare() {
   // A module docstring first, as in a real file.
   writeFileSync(join(dirs.workspace, "main.py"), INITIAL);
   writeFileSync(join(dirs.workspace, "mul.py"), MUL);
+  writeFileSync(join(dirs.workspace, "excluded.py"), EXCLUDED);
+  writeFileSync(join(dirs.workspace, ".slm-lsp.json"), JSON.stringify(PROJECT_SETTINGS));
   writeFileSync(join(run, "code-server.yaml"), "auth: none\ncert: false\n");
   writeFileSync(
     join(run, "slm-lsp"),
@@ -311,6 +319,7 @@ async function test(page, url, dirs) {
   log("PASS: toggled off and on again from the command palette");
 
   await lateAnswerForAnotherLine(page);
+  await projectFileWinsOverUntouchedSetting(page);
 }
 
 /** The server's log (debug level: every message) from character `from` on. */
@@ -387,6 +396,54 @@ async function lateAnswerForAnotherLine(page) {
     throw new Error(`the late answer showed while the cursor was on line 1: ${JSON.stringify(shown)}`);
   }
   log("PASS: VS Code took the late answer and showed nothing on line 1");
+}
+
+/**
+ * `.slm-lsp.json` excludes excluded.py and `slm.exclude` is untouched (so the
+ * extension sends no `exclude`): typing there, the server answers "excluded"
+ * (its slm/completionStats, in its log) and VS Code, its requests done, shows no
+ * ghost text. main.py, with the same untouched settings, got one above.
+ */
+async function projectFileWinsOverUntouchedSetting(page) {
+  await page.getByRole("treeitem", { name: "excluded.py" }).click();
+  const editor = page.locator(".monaco-editor .view-lines").first();
+  await editor.filter({ hasText: "Kept out of completion" }).waitFor();
+  await editor.click();
+  await page.keyboard.press("Control+End");
+  await page.evaluate(() => {
+    const page = globalThis;
+    page.slmGhosts = [];
+    const ghostText = () =>
+      [...page.document.querySelectorAll(".ghost-text-decoration, .ghost-text")].map((e) => e.textContent ?? "").join("");
+    new page.MutationObserver(() => {
+      const text = ghostText();
+      if (text.trim()) {
+        page.slmGhosts.push({ at: Date.now(), text });
+      }
+    }).observe(page.document.body, { subtree: true, childList: true, characterData: true });
+  });
+  const from = serverLog().length;
+  await page.keyboard.type("def add(a, b):", { delay: 40 });
+  await page.keyboard.press("Enter");
+  log("typed `def add(a, b):` + Enter in excluded.py");
+  // The answer for the line after Enter (line 3, 0-based), with the reason the server gave.
+  const stats = await waitForLog(
+    from,
+    /"method": "slm\/completionStats"[^\n]*"uri": "[^"]*\/excluded\.py", "line": 3,[^\n]*"reason": "(\w*)"/,
+    GHOST_TIMEOUT_MS,
+    "completion stats for excluded.py after Enter",
+  );
+  const reason = /"reason": "(\w*)"/.exec(stats.text)[1];
+  if (reason !== "excluded") {
+    throw new Error(`excluded.py was answered with reason ${JSON.stringify(reason)}, not "excluded": .slm-lsp.json did not hold`);
+  }
+  const languageStatus = (label) => page.locator(`[id="status.languageStatus"][aria-label*="${label}"]`);
+  await languageStatus("No inline suggestion available").waitFor({ timeout: 30_000 });
+  const shown = await page.evaluate(() => globalThis.slmGhosts);
+  if (shown.length) {
+    throw new Error(`ghost text showed in excluded.py: ${JSON.stringify(shown)}`);
+  }
+  log("PASS: .slm-lsp.json's exclude won over the untouched slm.exclude (server: excluded; no ghost text)");
 }
 
 main().then(

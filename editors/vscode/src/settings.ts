@@ -4,10 +4,11 @@
  * Pure: no `vscode` import. `readSettings` takes anything with `get(key, default)`
  * and `inspect(key)` (a `WorkspaceConfiguration` fits). Only what the user set, in
  * any scope, goes to the server: its own defaults, its user config and a
- * project's `.slm-lsp.json` apply to the rest (the defaults live in the server
- * only; package.json repeats them for the Settings UI). A value of the wrong type
- * is left out, and a number out of range is clamped, so the server never sees a
- * bad value.
+ * project's `.slm-lsp.json` apply to the rest. The defaults and ranges live in the
+ * server only (slm_lsp/config.py; package.json repeats them for the Settings UI,
+ * and tests/unit/test_config.py keeps the two equal): a value of the wrong type is
+ * left out here, a number is rounded to an integer, and the server checks its
+ * range (reporting one out of range and keeping its own value).
  */
 
 /** The VS Code settings this extension reads. A server option is undefined unless the user set it. */
@@ -37,24 +38,6 @@ export interface InitializationOptions {
   cache?: { enable?: boolean };
   index?: { enable?: boolean };
 }
-
-/** The defaults package.json shows (the server's own; `serverPath` is the client's). */
-export const DEFAULTS = Object.freeze({
-  enable: true,
-  serverPath: "",
-  model: "",
-  adapter: "",
-  latencyBudgetMs: 10_000,
-  maxLines: 8,
-  languages: [] as string[],
-  exclude: [] as string[],
-  cacheEnable: true,
-  indexEnable: true,
-});
-
-/** Limits shared with the `minimum`/`maximum` of package.json. */
-const LATENCY_RANGE: [number, number] = [20, 10_000];
-const MAX_LINES_RANGE: [number, number] = [1, 100];
 
 /** Where a setting has a value, as `WorkspaceConfiguration.inspect` tells it. */
 export interface SettingScopes {
@@ -97,11 +80,8 @@ function str(value: unknown): string | undefined {
   return typeof value === "string" ? value.trim() : undefined;
 }
 
-function int(value: unknown, [lo, hi]: [number, number]): number | undefined {
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    return undefined;
-  }
-  return Math.min(hi, Math.max(lo, Math.round(value)));
+function int(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) ? Math.round(value) : undefined;
 }
 
 function strings(value: unknown): string[] | undefined {
@@ -116,12 +96,12 @@ function strings(value: unknown): string[] | undefined {
 export function readSettings(source: SettingsSource): SlmSettings {
   const user = (key: string) => userValue(source, key);
   return {
-    serverPath: str(source.get("serverPath", DEFAULTS.serverPath)) ?? DEFAULTS.serverPath,
+    serverPath: str(source.get("serverPath", "")) ?? "", // client only: empty means look for it
     enable: bool(user("enable")),
     model: str(user("model")),
     adapter: str(user("adapter")),
-    latencyBudgetMs: int(user("latencyBudgetMs"), LATENCY_RANGE),
-    maxLines: int(user("maxLines"), MAX_LINES_RANGE),
+    latencyBudgetMs: int(user("latencyBudgetMs")),
+    maxLines: int(user("maxLines")),
     languages: strings(user("languages")),
     exclude: strings(user("exclude")),
     cacheEnable: bool(user("cache.enable")),

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import {
-  DEFAULTS,
   SettingsSource,
   readSettings,
   toDidChangeConfiguration,
@@ -32,6 +31,15 @@ const manifestDefaults = Object.fromEntries(Object.entries(properties).map(([k, 
 describe("readSettings + toInitializationOptions", () => {
   it("sends nothing the user did not set, so the server's defaults apply", () => {
     assert.deepEqual(toInitializationOptions(readSettings(source({}, manifestDefaults))), {});
+  });
+
+  it("leaves out an untouched setting beside one the user set, although get() returns its default", () => {
+    // So a project's .slm-lsp.json (say, its `exclude`) wins over VS Code's untouched default.
+    const withDefaults = source({ maxLines: 4 }, manifestDefaults);
+    assert.deepEqual(withDefaults.get<unknown>("exclude", undefined), []);
+    const settings = readSettings(withDefaults);
+    assert.deepEqual(toInitializationOptions(settings), { completion: { maxLines: 4 } });
+    assert.deepEqual(toDidChangeConfiguration(settings), { settings: { slm: { completion: { maxLines: 4 } } } });
   });
 
   it("sends a setting set in any scope, also one set to its default value", () => {
@@ -78,14 +86,15 @@ describe("readSettings + toInitializationOptions", () => {
       source({ enable: "yes", model: 42, latencyBudgetMs: "fast", maxLines: null, languages: "python", "cache.enable": 1 }),
     );
     assert.deepEqual(toInitializationOptions(settings), {});
-    assert.equal(readSettings(source({ serverPath: 3 })).serverPath, DEFAULTS.serverPath);
+    assert.equal(readSettings(source({ serverPath: 3 })).serverPath, "");
   });
 
-  it("clamps and rounds numbers into the documented ranges", () => {
-    assert.equal(readSettings(source({ latencyBudgetMs: 1 })).latencyBudgetMs, 20);
-    assert.equal(readSettings(source({ latencyBudgetMs: 1e9 })).latencyBudgetMs, 10_000);
+  it("rounds numbers and leaves their ranges to the server", () => {
+    // The server owns the ranges (slm_lsp/config.py): it reports one out of range and keeps its own value.
+    assert.equal(readSettings(source({ latencyBudgetMs: 1 })).latencyBudgetMs, 1);
+    assert.equal(readSettings(source({ latencyBudgetMs: 1e9 })).latencyBudgetMs, 1e9);
     assert.equal(readSettings(source({ latencyBudgetMs: 150.6 })).latencyBudgetMs, 151);
-    assert.equal(readSettings(source({ maxLines: 0 })).maxLines, 1);
+    assert.equal(readSettings(source({ maxLines: 0 })).maxLines, 0);
     assert.equal(readSettings(source({ maxLines: Number.NaN })).maxLines, undefined);
   });
 
@@ -116,10 +125,12 @@ describe("package.json contributes", () => {
     }
   });
 
-  it("has the same defaults as settings.ts", () => {
-    // Each one read as if the user had set it: valid values, within the ranges.
-    const fromManifest = readSettings(source(manifestDefaults));
-    assert.deepEqual(fromManifest, { ...DEFAULTS });
+  it("has a default of the right type for every server setting (their values: tests/unit/test_config.py)", () => {
+    // Each one read as if the user had set it: none is left out as invalid.
+    const options = toInitializationOptions(readSettings(source(manifestDefaults)));
+    const sent = Object.values(options).flatMap((section) => Object.keys(section ?? {}));
+    const clientOnly = ["serverPath", "trace.server"];
+    assert.equal(sent.length, Object.keys(manifestDefaults).length - clientOnly.length, JSON.stringify(options));
   });
 
   it("declares the commands and activates on the supported languages", () => {

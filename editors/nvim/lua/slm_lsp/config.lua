@@ -31,13 +31,11 @@ M.defaults = {
   -- The workspace root is the nearest parent directory holding one of these.
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml', '.slm-lsp.json' },
 
-  -- Server settings (camelCase, as the server documents them). Only what you set
-  -- here is sent, so the server's own defaults and a project's `.slm-lsp.json`
-  -- still apply to every key you leave out. The server's defaults are:
-  --   completion = { enable = true, deadlineMs = 10000, maxLines = 8, languages = {}, exclude = {} },
-  --   model      = { path = '', adapter = '' },   -- '' = the bundled model, no adapter
-  --   cache      = { enable = true },
-  --   index      = { enable = true },
+  -- Server settings (camelCase, as the server documents them), e.g.
+  -- { completion = { maxLines = 4 } }. Only what you set here is sent, so the
+  -- server's own defaults (slm_lsp/config.py, the only copy) and a project's
+  -- `.slm-lsp.json` still apply to every key you leave out; what you set wins
+  -- over `.slm-lsp.json`. `slm-lsp config FILE` prints the settings in effect.
   settings = {},
 
   -- Ghost text (inline completion):
