@@ -140,6 +140,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         client.feature(method)(lambda params: None)
     await client.start_io(sys.executable, "-m", "slm_lsp", env=env, cwd=str(args.repo))
     pid = client._server.pid
+    drain = asyncio.create_task(_drain_stderr(client))  # an editor reads the server's stderr; so do we
     soak = Soak(client)
     readings: list[dict[str, Any]] = []
     lost = 0
@@ -184,6 +185,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     finally:
         if client._server is not None and client._server.returncode is None:
             client._server.kill()
+        drain.cancel()
     return report(args, soak, readings, lost, lines, time.monotonic() - t0)
 
 
@@ -202,6 +204,12 @@ def report(args, soak: Soak, readings: list[dict[str, Any]], lost: int, lines: i
         "rss_ratio_last_to_1000": ratio, "flat_within_5pct": ratio is not None and abs(ratio - 1) <= 0.05,
         "readings": readings,
     }  # fmt: skip
+
+
+async def _drain_stderr(client: LanguageClient) -> None:
+    stream = client._server.stderr if client._server else None
+    while stream is not None and await stream.readline():
+        pass
 
 
 async def wait_ready(client: LanguageClient, timeout: float = 300.0) -> None:

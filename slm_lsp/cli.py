@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -84,13 +84,9 @@ def _model(name: str) -> int:
 
 
 def _setup_logging(log_file: str, level: str) -> None:
-    """Logs go to stderr (stdout carries LSP) or a file; never over the network."""
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    logging.getLogger("pygls").setLevel(logging.WARNING if root.level > logging.DEBUG else logging.DEBUG)
+    from slm_lsp import logs
+
+    atexit.register(logs.setup(log_file, level).flush)  # what is queued is written before the process ends
 
 
 if __name__ == "__main__":

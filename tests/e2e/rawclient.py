@@ -44,23 +44,24 @@ class RawClient:
     """One server process, spoken to over its stdio or what ``connect`` gives.
 
     ``home``: run the fake backend with the per-user directories under it (``env`` adds to
-    that); without it ``env`` is the whole environment. ``connect``: the (writer, reader)
+    that); without it ``env`` is the whole environment. ``stderr``: a file, or
+    ``subprocess.PIPE`` for a pipe nobody reads. ``connect``: the (writer, reader)
     to speak over instead of stdio, made once the process runs.
     """
 
     def __init__(
         self, home: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
-        args: tuple[str, ...] = (), stderr: Path | None = None,
+        args: tuple[str, ...] = (), stderr: Path | int | None = None,
         connect: Callable[[], tuple[BinaryIO, BinaryIO]] | None = None,
     ) -> None:  # fmt: skip
         if home is not None:
             env = fake_env(home, **(env or {}))
-        err = open(stderr, "wb") if stderr is not None else subprocess.DEVNULL
+        err = open(stderr, "wb") if isinstance(stderr, Path) else subprocess.DEVNULL if stderr is None else stderr
         self.proc = subprocess.Popen(
             SERVER + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
             cwd=str(cwd or home) if (cwd or home) else None,
         )  # fmt: skip
-        if stderr is not None:
+        if isinstance(stderr, Path):
             err.close()
         self.writer, self.reader = connect() if connect is not None else (self.proc.stdin, self.proc.stdout)
         self._ids = itertools.count(1)

@@ -41,7 +41,7 @@ async def server(
         full_env["SLM_LSP_BACKEND"] = "fake"
     client = await ClientServerConfig(server_command=SERVER, server_env=full_env).start()
     root = tmp_path / "ws"
-    root.mkdir()
+    root.mkdir(exist_ok=True)  # a test may have filled it first
     client.root = root
     params = types.InitializeParams(
         capabilities=client_capabilities("neovim"), root_uri=root.as_uri(),
@@ -174,3 +174,69 @@ async def test_model_file_truncated_then_deleted_keeps_serving_and_a_reload_tell
         assert str(copy) in message and "does not exist" in message
         uri = open_doc(client, client.root / "c.py", "def sub(p, q):\n    return \n", "python")
         assert (await inline(client, uri, 1, 11)).items
+
+
+async def test_missing_model_file_one_clear_message_and_the_server_answers(tmp_path):
+    missing = tmp_path / "no-such-model.gguf"
+    async with server(tmp_path, fake=False, SLM_LSP_MODEL=str(missing)) as client:
+        state = await wait_ready(client, timeout=60)
+        assert state["state"] == "error" and str(missing) in state["message"]
+        uri = open_doc(client, client.root / "a.py", NORMAL, "python")
+        for _ in range(2):
+            assert not (await inline(client, uri, 1, 4)).items  # answered, empty
+        await told_once(client, str(missing))
+
+
+async def test_truncated_model_file_at_start_one_clear_message_and_the_server_answers(tmp_path):
+    cut = tmp_path / "cut.gguf"
+    with models.resolve("", out=None).open("rb") as f:  # the bundled model's first MiB: a GGUF cut short
+        cut.write_bytes(f.read(1 << 20))
+    async with server(tmp_path, fake=False, SLM_LSP_MODEL=str(cut)) as client:
+        state = await wait_ready(client, timeout=60)
+        assert state["state"] == "error" and str(cut) in state["message"]
+        uri = open_doc(client, client.root / "a.py", NORMAL, "python")
+        assert not (await inline(client, uri, 1, 4)).items
+        await told_once(client, str(cut))
+
+
+async def test_five_thousand_file_workspace_with_symlink_loops_is_indexed_and_serves(tmp_path):
+    root = tmp_path / "ws"
+    for d in range(50):
+        package = root / f"pkg{d}"
+        package.mkdir(parents=True)
+        (package / "loop").symlink_to(root)  # a loop back to the root
+        (package / "self").symlink_to(package)
+        for i in range(100):
+            (package / f"m{i}.py").write_text(f"def f{d}_{i}(x):\n    return x + {i}\n")
+    (root / "dangling").symlink_to(root / "nowhere")
+    async with server(tmp_path, {"index": {"enable": True}}) as client:
+        assert (await wait_ready(client, timeout=30))["state"] == "ready"
+        await normal_completion(client)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 120
+        while not ((await status(client)).get("index") or {}).get("ready") and loop.time() < end:
+            await asyncio.sleep(0.2)
+        index = (await status(client))["index"]
+        assert index.get("ready") and index["total"] == 5000, index  # every file once, no loop followed
+        await normal_completion(client, "after.py")
+
+
+async def test_cache_database_locked_by_another_process_is_a_miss_not_a_stall(tmp_path):
+    import sqlite3
+
+    async with server(tmp_path) as client:
+        assert (await wait_ready(client, timeout=30))["state"] == "ready"
+        await normal_completion(client)  # creates the database
+        database = tmp_path / "xdg_cache_home" / "slm-lsp" / "completions" / "cache.db"
+        other = sqlite3.connect(database, isolation_level=None, timeout=0)
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            uri = open_doc(client, client.root / "locked.py", "def mul(x, y):\n    \n", "python")  # a miss: disk is asked
+            assert [i.insert_text for i in (await inline(client, uri, 1, 4)).items] == ["return x + y"]
+            assert loop.time() - started < 5  # not sqlite's default 60 s wait
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await normal_completion(client, "unlocked.py")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
@@ -546,5 +547,21 @@ def test_requests_before_initialize_are_not_initialized(tmp_path: Path):
         client.initialize(tmp_path)
         assert client.wait_ready()["state"] == "ready"
         assert client.inline((tmp_path / "early.py").as_uri(), 0, 0)["result"] is None  # never opened
+    finally:
+        assert client.close() == 0
+
+
+def test_stderr_nobody_reads_never_stalls_the_server(tmp_path: Path):
+    """A client that never reads the server's stderr: the pipe fills (64 KiB), the log drops
+    records, and requests are still answered."""
+    client = RawClient(tmp_path, stderr=subprocess.PIPE)
+    try:
+        client.initialize(tmp_path)
+        assert client.wait_ready()["state"] == "ready"
+        for _ in range(3000):  # each is logged as an error: about 300 KiB of log
+            client.send_bytes(b"Content-Length: 9\r\n\r\n{not json")
+        uri = (tmp_path / "ok.py").as_uri()
+        client.open(uri, "def add(a, b):\n    \n")
+        assert client.inline(uri, 1, 4, timeout=WAIT)["result"]["items"][0]["insertText"] == "return a + b"
     finally:
         assert client.close() == 0
