@@ -21,6 +21,7 @@ from typing import Any
 from bench import common, metrics
 from bench.metrics import Sample
 from bench.typist import FilePlan, document_at
+from slm_lsp.evaluation.metrics import percentile
 
 BASELINE_TOKENS = 24
 SETTINGS = {"max_tokens": BASELINE_TOKENS, "stop": "\\n", "kv_reuse": False, "heal": False, "cache": False}
@@ -92,12 +93,12 @@ def context_language(sf: common.SourceFile) -> str:
 def baseline_summary(base: list[BaselineSample], samples: list[Sample], ours: dict[str, Any]) -> dict[str, Any]:
     ms = [b.ms for b in base]
     paired = [samples[b.index].client_ms for b in base if samples[b.index].client_ms is not None]
-    p50, ours_p50, pause_p50 = common.percentile(ms, 50), ours["p50_ms"], ours["at_pause"]["p50_ms"]
-    paired_p50 = common.percentile(paired, 50)
+    p50, ours_p50, pause_p50 = percentile(ms, 50), ours["p50_ms"], ours["at_pause"]["p50_ms"]
+    paired_p50 = percentile(paired, 50)
     return {
         "baseline_requests": len(base),
-        "baseline_p50_ms": common.round_ms(p50), "baseline_p95_ms": common.round_ms(common.percentile(ms, 95)),
-        "baseline_prompt_tokens_p50": common.percentile([b.prompt_tokens for b in base], 50),
+        "baseline_p50_ms": common.round_ms(p50), "baseline_p95_ms": common.round_ms(percentile(ms, 95)),
+        "baseline_prompt_tokens_p50": percentile([b.prompt_tokens for b in base], 50),
         "baseline_mean_predicted_chars": round(sum(b.predicted for b in base) / len(base), 2) if base else None,
         "speedup_p50": common.ratio(p50, ours_p50) if p50 is not None and ours_p50 else None,
         "speedup_p50_at_pause": common.ratio(p50, pause_p50) if p50 is not None and pause_p50 else None,

@@ -1,7 +1,7 @@
 """The statistics of bench/latency.py: what each request became, and what the person saw. Pure.
 
 Every metric is defined in bench/README.md (Metrics). Percentiles are the
-project's one definition, nearest rank (``common.percentile``).
+project's one definition, nearest rank (``slm_lsp.evaluation.metrics.percentile``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
 from bench import common
+from slm_lsp.evaluation.metrics import percentile
 from bench.typist import Key
 
 KV_SHARE = 0.5  # a model call reusing at least this share of prompt tokens counts as "kv"
@@ -133,7 +134,7 @@ def per_source(samples: list[Sample]) -> dict[str, dict[str, Any]]:
 
 
 def _p(values: Sequence[float], q: float) -> float | None:
-    return common.round_ms(common.percentile(values, q))
+    return common.round_ms(percentile(values, q))
 
 
 def pause_summary(samples: list[Sample]) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def line_summary(samples: list[Sample]) -> dict[str, Any]:
         "with_suggestion_rate": common.ratio(len(waits), len(lines)),
         "first_shown_p50_ms": _p(waits, 50),
         "first_shown_p90_ms": _p(waits, 90),
-        "first_shown_after_chars_p50": common.percentile(chars, 50),
+        "first_shown_after_chars_p50": percentile(chars, 50),
     }
 
 

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import random
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.lsp.client import LanguageClient
 
-from bench import common
+from bench import common, session
 
 CHECK_EVERY = 500  # requests between memory readings
 FIRST_MARK = 1000  # the reading the last one is compared with
@@ -48,17 +47,6 @@ REOPEN_EVERY = 25  # lines between closing and reopening a file
 CAPABILITIES = types.ClientCapabilities(
     text_document=types.TextDocumentClientCapabilities(inline_completion=types.InlineCompletionClientCapabilities())
 )
-
-
-def rss_mb(pid: int) -> float | None:
-    """VmRSS of a live process, in MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 class Soak:
@@ -138,19 +126,16 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     client = LanguageClient("slm-lsp-soak", "1")
     for method in ("slm/status", types.WINDOW_LOG_MESSAGE, types.WINDOW_SHOW_MESSAGE):
         client.feature(method)(lambda params: None)
-    await client.start_io(sys.executable, "-m", "slm_lsp", env=env, cwd=str(args.repo))
-    pid = client._server.pid
-    drain = asyncio.create_task(_drain_stderr(client))  # an editor reads the server's stderr; so do we
+    server = await session.start(client, [sys.executable, "-m", "slm_lsp"], env, args.repo)  # reads its stderr too
     soak = Soak(client)
     readings: list[dict[str, Any]] = []
     lost = 0
     t0 = time.monotonic()
+    clean = False
     try:
-        await client.initialize_async(
-            types.InitializeParams(capabilities=CAPABILITIES, root_uri=args.repo.resolve().as_uri())
+        await session.initialize(
+            server, types.InitializeParams(capabilities=CAPABILITIES, root_uri=args.repo.resolve().as_uri())
         )
-        client.initialized(types.InitializedParams())
-        await wait_ready(client)
         uris = [soak.open(sf) for sf in files]
         lines = 0
         while len(soak.futures) < args.requests and time.monotonic() - t0 < args.max_seconds:
@@ -167,7 +152,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 before = len(soak.futures)
                 if before % CHECK_EVERY == 0:
                     lost += await soak.settle()
-                    readings.append({"requests": before, "rss_mb": rss_mb(pid), "s": round(time.monotonic() - t0, 1)})
+                    readings.append({"requests": before, "rss_mb": session.status_mb(server.pid, "VmRSS"), "s": round(time.monotonic() - t0, 1)})
                     print(f"{before} requests, rss {readings[-1]['rss_mb']} MB, {soak.kinds}", file=sys.stderr)
                 if before >= args.requests:
                     break
@@ -179,13 +164,9 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 soak.close(uri)
                 uris[n] = soak.open(sf)
         lost = await soak.settle()
-        await asyncio.wait_for(client.shutdown_async(None), 15)
-        client.exit(None)
-        await asyncio.wait_for(client.stop(), 15)
+        clean = True
     finally:
-        if client._server is not None and client._server.returncode is None:
-            client._server.kill()
-        drain.cancel()
+        await session.close(server, clean)
     return report(args, soak, readings, lost, lines, time.monotonic() - t0)
 
 
@@ -206,24 +187,6 @@ def report(args, soak: Soak, readings: list[dict[str, Any]], lost: int, lines: i
     }  # fmt: skip
 
 
-async def _drain_stderr(client: LanguageClient) -> None:
-    stream = client._server.stderr if client._server else None
-    while stream is not None and await stream.readline():
-        pass
-
-
-async def wait_ready(client: LanguageClient, timeout: float = 300.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="slm.status"))
-        if status.get("state") == "ready":
-            return
-        if status.get("state") in ("error", "disabled"):
-            raise SystemExit(f"the server is not ready: {status}")
-        await asyncio.sleep(0.2)
-    raise SystemExit("the server did not get ready")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_repo = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / "pip" / "_internal"
@@ -241,10 +204,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="slm-soak-") as tmp:
-        env = {**os.environ, "SLM_LSP_CACHE_DIR": str(Path(tmp) / "cache"), "XDG_CONFIG_HOME": str(Path(tmp) / "config")}
-        env.pop("SLM_LSP_BACKEND", None)
-        if args.fake_model:
-            env["SLM_LSP_BACKEND"] = "fake"
+        env = session.server_env(Path(tmp) / "cache", Path(tmp) / "config", fake=args.fake_model)
         result = asyncio.run(run(args, env))
     text = json.dumps(result, indent=2)
     print(text)

@@ -22,7 +22,6 @@ always come after such a pause. The file's first key comes right after the
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,7 @@ def candidate_blocks(text: str, language_id: str, max_lines: int) -> list[list[i
     inside, state = [], ""
     for line in lines:  # rows in, opening or closing a multi-line string or comment
         was = state
-        state = common._block_state(line, state, *blocks)
+        state = common.block_state(line, state, *blocks)
         inside.append(bool(was or state))
     out = []
     for head, line in enumerate(lines):

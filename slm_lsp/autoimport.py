@@ -13,8 +13,6 @@ otherwise leaves the line to the model. Everything here is pure over the index v
 
 from __future__ import annotations
 
-import builtins
-import keyword
 import posixpath
 import re
 import sys
@@ -24,17 +22,13 @@ from typing import Callable, Protocol, Sequence
 
 from .indexing.header import head_of, import_spans
 from .indexing.model import Definition, FileSymbols, Import
-from .indexing.symbols import extract, parse
+from .indexing.free_names import free_names
+from .indexing.symbols import extract
 from .indexing.tables import local_names
-from .syntax import mask_literals
 
 LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
 LOOKUPS = 48  # missing names looked up, most used first
 MAX_NAMES = 8  # hints kept, and names in one hint
-_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
-_USED = re.compile(r"\s*[(.]")  # a lower-case name counts when called or used as `name.`
-_USED_BYTES = re.compile(rb"[ \t]*[(.]")
-_NOT_IMPORTED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "this"}
 _STARTS = {"python": re.compile(r"(from|import)\b"), "javascript": re.compile(r"import\b")}
 
 
@@ -53,7 +47,7 @@ class ImportIndex(Protocol):
 
 def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: int) -> list[Hint]:
     """With the cursor on `row` in (or just below) the file's import block: how to import the names
-    the code uses but neither imports nor defines (`used_names`), best first: as most other files
+    the code uses but neither imports nor defines (`indexing.free_names`), best first: as most other files
     import each name (never the file's own module, never `import a.b`: it binds `a`), else by the
     module its defining file is imported as, else, for a standard-library module, `import name`."""
     if own.language not in LANGUAGES:
@@ -62,11 +56,11 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     last = max((end for _, end, _ in spans), default=-1)
     if row > last + 2 and not (last < 0 and row < 5):
         return []
-    # the whole file's definitions; for Python `used_names` already leaves out every name the file binds (one parse)
+    # the whole file's definitions; for Python `free_names` already leaves out every name the file binds (one parse)
     defined = extract(own.path, own.language, document).definitions if own.language != "python" else ()
     bound = {n for imp in own.imports for n in local_names(imp)} | {d.name for d in own.definitions + defined}
     itself = _module_of(own.path)
-    wanted = [n for n in used_names(document, last + 1, own.language) if n not in bound]
+    wanted = [n for n in free_names(document, last + 1, own.language) if n not in bound]
     groups: dict[tuple[str, str], list[str]] = {}  # (module, alias) -> names; "" name: the module itself
     importers: Counter[tuple[tuple[str, str], str]] = Counter()
     homes: dict[str, tuple[str, str]] = {}  # defining file -> (module, alias) it is imported as
@@ -148,83 +142,6 @@ def _relative(module: str, home: str, path: str) -> str:
         return module
     name = posixpath.basename(stem)
     return "." + name if module == name or module.endswith("." + name) else module
-
-
-def used_names(document: str, from_row: int, language: str) -> list[str]:
-    """Free names the code from `from_row` on uses as imported names are used, most used first:
-    capitalised, called, `name.` or a decorator; names the file binds anywhere (parameters,
-    assignments, loop targets, local imports) are not free. Python by its syntax tree; other
-    languages by a rough lexer."""
-    if language == "python" and (root := parse(language, document)) is not None:
-        counts, bound = _python_names(root, from_row)
-    else:
-        body, _ = mask_literals("\n".join(document.split("\n")[from_row:]), language)
-        counts = Counter(m.group() for m in _NAME.finditer(body) if _import_like(body, m.start(), m.end()))
-        bound = set()
-    return [n for n, _ in counts.most_common() if n not in _NOT_IMPORTED and n not in bound and len(n) > 1]
-
-
-def _import_like(text: str, start: int, end: int) -> bool:
-    return text[start].isupper() or bool(_USED.match(text, end)) or text[start - 1 : start] == "@"
-
-
-_TARGETS = {  # node type -> the field whose identifiers it binds
-    "assignment": "left", "augmented_assignment": "left", "for_statement": "left", "for_in_clause": "left",
-    "named_expression": "name", "default_parameter": "name", "typed_default_parameter": "name",
-    "function_definition": "name", "class_definition": "name", "aliased_import": "alias",
-}  # fmt: skip
-_PATTERNS = frozenset({"pattern_list", "tuple_pattern", "list_pattern", "list_splat_pattern",
-                       "dictionary_splat_pattern", "tuple", "list", "parenthesized_expression"})  # fmt: skip
-
-
-def _python_names(root, from_row: int) -> tuple[Counter[str], set[str]]:
-    """(free names used from `from_row` on that look imported, with counts; names bound anywhere)."""
-    bound: set[str] = set()
-    counts: Counter[str] = Counter()
-    source = root.text or b""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        kind = node.type
-        if kind in _TARGETS and (target := node.child_by_field_name(_TARGETS[kind])) is not None:
-            bound.update(_pattern_names(target))
-        elif kind in ("parameters", "lambda_parameters"):
-            for child in node.named_children:
-                first = child if child.type == "identifier" else next(
-                    (c for c in child.named_children if c.type == "identifier"), None)  # fmt: skip
-                if first is not None and first.text:
-                    bound.add(first.text.decode())
-        elif kind == "as_pattern_target" or kind in ("global_statement", "nonlocal_statement"):
-            bound.update(_pattern_names(node))
-        elif kind in ("import_statement", "import_from_statement"):
-            for name in node.children_by_field_name("name"):
-                if name.type == "dotted_name" and name.named_children and name.named_children[0].text:
-                    bound.add(name.named_children[0].text.decode() if kind == "import_statement"
-                              else name.named_children[-1].text.decode())  # fmt: skip
-        elif kind == "identifier" and node.start_point[0] >= from_row and _free(node):
-            start, end = node.start_byte, node.end_byte
-            if source[start:end][:1].isupper() or _USED_BYTES.match(source, end) or source[start - 1 : start] == b"@":
-                counts[source[start:end].decode()] += 1
-        stack.extend(reversed(node.children))
-    return counts, bound
-
-
-def _free(node) -> bool:
-    """Not `x.NAME`, not `f(NAME=...)`."""
-    parent = node.parent
-    if parent is None:
-        return True
-    if parent.type == "attribute" and parent.child_by_field_name("attribute") == node:
-        return False
-    return not (parent.type == "keyword_argument" and parent.child_by_field_name("name") == node)
-
-
-def _pattern_names(node) -> set[str]:
-    if node.type == "identifier":
-        return {node.text.decode()} if node.text else set()
-    if node.type in _PATTERNS or node.type == "as_pattern_target" or node.type.endswith("_statement"):
-        return {n for child in node.named_children for n in _pattern_names(child)}
-    return set()
 
 
 def _home(index: ImportIndex, name: str, own: FileSymbols) -> str:

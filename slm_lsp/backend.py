@@ -63,11 +63,6 @@ class Generation:
     generate_ms: float = 0.0
     fallback: bool = False  # answered from the request's short fallback prompt
 
-    @property
-    def finished(self) -> bool:
-        """True when the model said all it had to say (not cut short)."""
-        return self.stop_reason == "stop"
-
 
 class Backend(Protocol):
     """A code model. ``identity`` goes into cache keys (model + adapter hashes)."""
@@ -77,8 +72,6 @@ class Backend(Protocol):
     def complete(
         self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
     ) -> Generation: ...
-
-    def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
 
@@ -218,6 +211,9 @@ class Worker:
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+\w+\s*\(([^)]*)\)[^:]*:\s*$", re.M)
 
 
+KEEP_CALLS = 1000  # the fake backend's request log, for tests: the newest this many
+
+
 class FakeBackend:
     """A deterministic stand-in for fast tests: no model, predictable text.
 
@@ -262,6 +258,8 @@ class FakeBackend:
         self, request: Request, cancel: threading.Event, on_reply: Callable[[Generation], None] | None = None
     ) -> Generation:
         self.calls.append(request)
+        if len(self.calls) > KEEP_CALLS:  # a long-running server on the fake backend stays flat
+            del self.calls[: len(self.calls) - KEEP_CALLS]
         if self.fail_on and self.fail_on in request.prompt:
             raise RuntimeError(f"fake model failure (the prompt contains {self.fail_on!r})")
         reused = common_prefix_len(self.evaluated, request.prompt)
@@ -306,9 +304,6 @@ class FakeBackend:
             if request.on_token:
                 request.on_token(out)
         return Generation(out, "stop", generated_tokens=(len(text) + 3) // 4)
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
 
     def close(self) -> None:
         pass

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--json", action="store_true", help="print JSON for machines")
     ev = sub.add_parser("eval", help="accuracy evaluation (held-out holes or HumanEval infilling)")
     ev.add_argument("args", nargs=argparse.REMAINDER)
+    ft = sub.add_parser("finetune", help="train a LoRA adapter on a repository (needs the finetune extra)")
+    ft.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
         rest = argv[1:]
         return eval_main(rest[1:] if rest[:1] == ["--"] else rest)
+    if argv[:1] == ["finetune"]:  # its own parser, like eval
+        from slm_lsp.finetune.command import main as finetune_main
+
+        rest = argv[1:]
+        return finetune_main(rest[1:] if rest[:1] == ["--"] else rest)
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_file, args.log_level)
     if args.command == "doctor":

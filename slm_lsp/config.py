@@ -43,7 +43,7 @@ class CompletionConfig:
     cold_start_tokens: int = bounded(96, 0, 32768)  # a prompt needing more tokens evaluated than this is first answered from the local window alone (0: off)
     max_tokens: int = bounded(48, 1, 1024)  # generation cap for one suggestion
     max_lines: int = bounded(8, 1, 100)  # a block suggestion is cut to this many lines
-    in_comments: bool = False  # also complete inside comments and strings automatically
+    in_comments: bool = False  # also complete automatically inside comments and strings (an explicit request always does)
     speculate: bool = True  # after a line answer, generate the next line for the cache
     languages: tuple[str, ...] = ()  # empty: all; else only these (canonical names, "text" included)
     exclude: tuple[str, ...] = ()  # glob patterns of paths (relative to the workspace) never completed
@@ -94,7 +94,8 @@ class Config:
     context: ContextConfig = field(default_factory=ContextConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
-    log_level: str = field(default="info", metadata={"choices": ("debug", "info", "warning", "error")})
+    # the server's log level; empty: the command line's (--log-level, SLM_LSP_LOG_LEVEL; info)
+    log_level: str = field(default="", metadata={"choices": ("", "debug", "info", "warning", "error")})
     stats: bool = False  # send an slm/completionStats notification per request (benchmarks)
 
 

@@ -3,9 +3,10 @@
 `build_context` cuts a syntax-aligned window of lines around the cursor and
 decides, llm-ls style, whether to complete nothing, one line or a block.
 The window start moves in steps of `window_step` lines, so the prompt head
-(and the model's KV cache) stays put while the user types. `SyntaxTrees`
-keeps one incrementally re-parsed tree per document. Everything here is pure
-except that cache; nothing here knows about LSP or the model.
+(and the model's KV cache) stays put while the user types. A caller that
+keeps the document's tree current (documents.py) passes it in; without one the
+text is parsed here. Everything here is pure; nothing here knows about LSP or
+the model.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import tree_sitter
 from tree_sitter import Node
 
 from slm_lsp.languages import LANGUAGES, TEXT
-from slm_lsp.syntax import MAX_PARSE_BYTES, Edit, SyntaxTrees, _parse, _too_large, mask_literals, parse_errors
+from slm_lsp.syntax import MAX_PARSE_BYTES, _parse, _too_large, mask_literals, parse_errors
 
-__all__ = ["Context", "Mode", "build_context", "edit_for_change", "Edit", "SyntaxTrees", "mask_literals"]
+__all__ = ["Context", "Mode", "build_context", "mask_literals"]
 __all__ += ["parse_errors", "MAX_PARSE_BYTES"]  # re-exported from slm_lsp.syntax
 
 LINE_CAP = 4096  # characters of the cursor line kept on each side of the cursor
@@ -62,6 +63,7 @@ class Context:
     mode: Mode
     indent: str  # indentation for the completion's following lines
     prefix_start_line: int  # 0-based first line of the prefix window
+    row: int  # 0-based cursor line: prefix_start_line + the prefix's line count
     reason: str  # why this mode: "after-block-opener", "in-string", ...
     indent_unit: str = "    "  # one indentation level in this file
 
@@ -122,6 +124,7 @@ def build_context(
         mode=mode,
         indent=indent,
         prefix_start_line=start_row,
+        row=cur.row,
         reason=reason,
         indent_unit=window.unit,
     )
@@ -386,25 +389,3 @@ def _indent_unit(lines: list[str], language: str) -> str:
     if not steps:
         return "    "
     return " " * max(steps, key=lambda step: (steps[step], -step))
-
-
-def edit_for_change(old_text: str, start: tuple[int, int], end: tuple[int, int], new_text: str) -> tuple[Edit, str]:
-    """Apply a (line, character) code-point range replacement; return its Edit and the new text."""
-    first, last = _locate(old_text, *start), _locate(old_text, *end)
-    if last.offset < first.offset:
-        last = first
-    start_byte = first.offset if old_text.isascii() else len(old_text[: first.offset].encode())
-    start_point = (first.row, len(old_text[first.start : first.offset].encode()))
-    old_end_point = (last.row, len(old_text[last.start : last.offset].encode()))
-    rows = new_text.count("\n")
-    tail = len(new_text[new_text.rfind("\n") + 1 :].encode())
-    new_end_point = (first.row + rows, (start_point[1] if rows == 0 else 0) + tail)
-    edit = Edit(
-        start_byte=start_byte,
-        old_end_byte=start_byte + len(old_text[first.offset : last.offset].encode()),
-        new_end_byte=start_byte + len(new_text.encode()),
-        start_point=start_point,
-        old_end_point=old_end_point,
-        new_end_point=new_end_point,
-    )
-    return edit, old_text[: first.offset] + new_text + old_text[last.offset :]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable
 
 from slm_lsp import autoimport, secrets
 from slm_lsp import context as ctxmod
@@ -27,6 +27,9 @@ from slm_lsp.prompt import Prompt, PromptBudget, build_prompt, estimate_tokens
 from slm_lsp.scheduler import Scheduler
 from slm_lsp.templates import FimTemplate
 
+if TYPE_CHECKING:
+    import tree_sitter
+
 log = logging.getLogger(__name__)
 
 SHORT_BUDGET = PromptBudget(prefix_tokens=96, suffix_tokens=32, header_tokens=0)  # the cold-start prompt
@@ -39,6 +42,7 @@ class Document:
     language: str  # canonical name (languages.py)
     version: int = 0
     language_id: str = ""  # the client's languageId, also accepted in completion.languages
+    tree: tree_sitter.Tree | None = field(default=None, compare=False, repr=False)  # of `text`; None: parsed on use
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,14 @@ class Engine:
             return "language-disabled"
         return ""
 
-    def prepare(self, doc: Document, line: int, character: int, explicit: bool, tree=None) -> tuple[Context, Prompt]:
+    def prepare(self, doc: Document, line: int, character: int, explicit: bool) -> tuple[Context, Prompt]:
         cc = self.config.context
         ctx = ctxmod.build_context(
             doc.text, line, character, doc.language, prefix_lines=cc.prefix_lines,
-            suffix_lines=cc.suffix_lines, window_step=cc.window_step, explicit=explicit, tree=tree,
+            suffix_lines=cc.suffix_lines, window_step=cc.window_step, explicit=explicit, tree=doc.tree,
         )  # fmt: skip
+        if ctx.mode is Mode.NONE and ctx.reason in ("in-comment", "in-string") and self.config.completion.in_comments:
+            ctx = replace(ctx, mode=Mode.LINE)  # completion.inComments: one line, as an explicit request gets
         snippets: tuple = ()
         if self.retriever is not None and ctx.mode is not Mode.NONE:
             try:
@@ -146,11 +152,10 @@ class Engine:
         key = (doc.uri, ctx.prefix_start_line, ctx.prefix, ctx.suffix, parts_tokens)
         if (found := self._file_memo.get(key)) is not None:
             return found
-        row = ctx.prefix_start_line + ctx.prefix.count("\n")
-        window = (ctx.prefix_start_line, row + ctx.suffix.count("\n") + 1)
+        window = (ctx.prefix_start_line, ctx.row + ctx.suffix.count("\n") + 1)
         try:
             found = file_context(
-                ctx.language, doc.text, row, window, parts_tokens=parts_tokens,
+                ctx.language, doc.text, ctx.row, window, parts_tokens=parts_tokens,
                 count_tokens=estimate_tokens,
             )  # fmt: skip
         except Exception:  # an extra, like retrieval: never fail a completion on it
@@ -161,18 +166,18 @@ class Engine:
             self._file_memo.pop(next(iter(self._file_memo)))
         return found
 
-    async def complete(self, doc: Document, line: int, character: int, *, explicit: bool = False, tree=None) -> Completion:
+    async def complete(self, doc: Document, line: int, character: int, *, explicit: bool = False) -> Completion:
         ticket = self.scheduler.begin(doc.uri)  # the previous request for this document is answered empty
         try:
-            return await self._complete(doc, line, character, explicit, tree, ticket)
+            return await self._complete(doc, line, character, explicit, ticket)
         finally:
             self.scheduler.end(doc.uri, ticket)
 
-    async def _complete(self, doc: Document, line: int, character: int, explicit: bool, tree, ticket) -> Completion:
+    async def _complete(self, doc: Document, line: int, character: int, explicit: bool, ticket) -> Completion:
         t0 = time.monotonic()
         if reason := self.enabled_for(doc):
             return self._done(Completion("", "none", reason), t0)
-        ctx, prompt = self.prepare(doc, line, character, explicit, tree)
+        ctx, prompt = self.prepare(doc, line, character, explicit)
         if ctx.mode is Mode.NONE:
             return self._done(Completion("", "none", ctx.reason, mode=ctx.mode.value), t0)
         if (line := self._import_line(doc, ctx, prompt)) is not None:
@@ -207,9 +212,8 @@ class Engine:
         if not hints:
             return None
         statements = [line for s in hints for line in s.text.split("\n") if line]
-        row = ctx.prefix_start_line + ctx.prefix.count("\n")
         try:
-            return autoimport.suggest(doc.language, doc.text, row, ctx.line_prefix, ctx.line_suffix, statements)
+            return autoimport.suggest(doc.language, doc.text, ctx.row, ctx.line_prefix, ctx.line_suffix, statements)
         except Exception:  # an extra, like retrieval: the model answers instead
             log.exception("autoimport failed")
             return None

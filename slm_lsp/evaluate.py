@@ -1,6 +1,7 @@
 """slm-lsp eval: the accuracy of the server's completions.
 
     slm-lsp eval --repo DIR [--holdout-fraction F] [--limit N] [--seed S] [--modes none,repo] [--json OUT]
+                 [--adapter ADAPTER.gguf]  (the last mode again with the LoRA adapter, paired)
     slm-lsp eval --humaneval single-line|multi-line|random-span [--data-dir PATH] [--limit N] [--json OUT]
 
 Both go through the server's ``Engine`` and model (explicit requests, no cache,
@@ -11,6 +12,7 @@ Prints a table; ``--json`` writes the summary and every record.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline-ms", type=int, default=DEADLINE_MS, help="explicit-request deadline")
     parser.add_argument("--max-tokens", type=int, default=None, help="override completion.max_tokens")
     parser.add_argument("--max-lines", type=int, default=None, help="override completion.max_lines")
+    parser.add_argument("--adapter", type=Path, default=None, help="repo: the last mode again with this LoRA adapter")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     parser.add_argument("--summary-only", action="store_true", help="leave the per-hole records out of --json")
     return parser
@@ -56,19 +59,26 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
         return 2
     overrides = {k: v for k, v in (("max_tokens", args.max_tokens), ("max_lines", args.max_lines)) if v is not None}
     config = eval_config(Config(), args.deadline_ms, **overrides)
+    if args.adapter is not None and (args.repo is None or not args.adapter.is_file()):
+        print("slm-lsp eval: --adapter takes an adapter GGUF file, with --repo", file=sys.stderr)
+        return 2
+    tuned = dataclasses.replace(config, model=dataclasses.replace(config.model, adapter=str(args.adapter or "")))
     try:
         engine, model = build_engine(config, factory)
+        adapter_engine = build_engine(tuned, factory)[0] if args.adapter is not None else None
     except Exception as exc:  # a missing or broken model: say so, no stack trace
         print(f"slm-lsp eval: could not load the model: {exc}", file=sys.stderr)
         return 1
     started = time.monotonic()
     try:
-        report = _run(args, engine, config, modes)
+        report = _run(args, engine, config, modes, adapter_engine)
     except FileNotFoundError as exc:
         print(f"slm-lsp eval: {exc}", file=sys.stderr)
         return 2
     finally:
         engine.close()
+        if adapter_engine is not None:
+            adapter_engine.close()
     report = {"model": model, "command": _command(argv), "settings": _settings(args, config, modes),
               "seconds": round(time.monotonic() - started, 1), **report}  # fmt: skip
     print(render(report), file=out)
@@ -80,12 +90,12 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
     return 0
 
 
-def _run(args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...]) -> dict:
+def _run(args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...], adapter_engine=None) -> dict:
     if args.repo is not None:
         limit = 100 if args.limit is None else args.limit
         return repo.run_repo(
             engine, args.repo, fraction=args.holdout_fraction, limit=limit, seed=args.seed, modes=modes,
-            config=config,
+            config=config, adapter_engine=adapter_engine,
         )  # fmt: skip
     data_dir = args.data_dir or humaneval.default_data_dir()
     return humaneval.run_humaneval(engine, args.humaneval, data_dir, limit=args.limit, seed=args.seed)
@@ -96,6 +106,7 @@ def _settings(args: argparse.Namespace, config: Config, modes: tuple[str, ...]) 
     settings = {"limit": args.limit, "seed": args.seed, "deadline_ms": c.explicit_deadline_ms,
                 "max_tokens": c.max_tokens, "max_lines": c.max_lines}  # fmt: skip
     if args.repo is not None:
+        settings |= {"adapter": args.adapter.name if args.adapter else ""}
         settings |= {"holdout_fraction": args.holdout_fraction, "modes": list(modes),
                      "retrieval_tokens": config.index.retrieval_tokens, "min_score": config.index.min_score,
                      "file_parts_tokens": config.context.file_parts_tokens}  # fmt: skip
@@ -126,6 +137,11 @@ def render(report: dict) -> str:
     for label, row in rows:
         cells = " ".join(f"{fmt.format(row[key]):>9}" for key, _, fmt in columns)
         lines.append(f"{' '.join(label):<{width}}  {cells}")
+    for name, groups in report.get("paired", {}).items():
+        if "+adapter" in name and "all" in groups:  # the adapter's paired difference, all holes
+            d = groups["all"]
+            lines.append(f"{name}: {d['delta']:+.4f} ± {d['stderr']:.4f} "
+                         f"(n={d['n']}, better {d['better']}, worse {d['worse']})")
     head = f"{report['benchmark']} {report.get('repo', report.get('data', ''))} model={report.get('model', '')}"
     return head + f" ({report.get('seconds', 0)} s)\n" + "\n".join(lines)
 

@@ -10,24 +10,23 @@ the file. The prompt then shows a sparse view of the file, in file order:
     <|fim_suffix|> the window below the cursor | parts below the window
 
 The parts are runs of at most ``SEGMENT_LINES`` lines cut at blank lines, scored by BM25
-(IDF over the file's own segments) against the identifiers of the lines around the
+(``bm25``; IDF over the file's own segments) against the identifiers of the lines around the
 cursor (not the cursor line: typing must not change the selection, so the KV cache
 survives keystrokes). Everything here is pure.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
+from . import bm25
 from .indexing.chunks import identifier_tokens
 from .indexing.header import file_header, head_of, import_statements
 
 SEGMENT_LINES = 12  # a part is at most this many lines
 MIN_SCORE = 0.25  # parts scoring lower are not worth their tokens
 QUERY_ABOVE, QUERY_BELOW = 15, 5  # the lines around the cursor that make the query
-K1, B = 1.2, 0.75
 
 
 @dataclass(frozen=True)
@@ -93,19 +92,12 @@ def select(
     """The best-scoring segments within the budget, in file order."""
     if len(query) < 3 or not candidates:
         return []
-    n = len(candidates)
     frequency = {t: sum(t in s.tokens for s in candidates) for t in query}
-    idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in frequency.items() if df}
-    total = sum(idf.values()) or 1.0  # the weight the file can match at all
-    average = sum(len(s.tokens) for s in candidates) / n or 1.0
+    average = sum(len(s.tokens) for s in candidates) / len(candidates)
+    scorer = bm25.Scorer([t for t in query if frequency[t]], len(candidates), frequency, average)
 
     def score(s: Segment) -> float:
-        matched = s.tokens & query
-        if len(matched) < 2:
-            return 0.0
-        weight = sum(idf[t] for t in matched)
-        norm = min(1.0, (K1 + 1) / (1 + K1 * (1 - B + B * len(s.tokens) / average)))
-        return weight * norm / total
+        return scorer.score(s.tokens) if len(s.tokens & query) >= 2 else 0.0
 
     scored = sorted(((score(s), s) for s in candidates), key=lambda x: (-x[0], x[1].start))
     chosen: list[Segment] = []

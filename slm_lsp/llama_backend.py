@@ -147,9 +147,6 @@ class LlamaBackend:
                 ids.add(toks[0])
         return frozenset(ids)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False, special=True))
-
     def close(self) -> None:
         if self._scratch is not None:  # before the model it shares
             self._scratch.close()

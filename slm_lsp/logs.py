@@ -78,10 +78,19 @@ def setup(log_file: str, level: str) -> QueueWriter:
     stream = open(log_file, "a", encoding="utf-8") if log_file else sys.stderr  # noqa: SIM115 (open for the process)
     handler = QueueWriter(stream)
     handler.setFormatter(logging.Formatter(FORMAT))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    pygls = logging.getLogger("pygls")
-    pygls.setLevel(logging.WARNING if root.level > logging.DEBUG else logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    global _command_line_level
+    _command_line_level = level
+    set_level("")
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_ExpectedCancel())
     return handler
+
+
+_command_line_level = "info"  # the level ``setup`` was given (--log-level, SLM_LSP_LOG_LEVEL)
+
+
+def set_level(level: str) -> None:
+    """The log's level: "debug", "info", "warning" or "error"; "" : the command line's."""
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, (level or _command_line_level).upper(), logging.INFO))
+    logging.getLogger("pygls").setLevel(logging.WARNING if root.level > logging.DEBUG else logging.DEBUG)

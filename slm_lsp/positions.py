@@ -1,4 +1,4 @@
-"""Positions and text edits: LSP's UTF-16 columns, code points, tree-sitter bytes.
+"""Positions: LSP's UTF-16 columns, code points, lines.
 
 Pure functions over strings; fast on huge documents (no full splitlines).
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CHUNK = 8192  # characters whose newlines are counted at once
 
 
 def clean_text(text: str) -> str:
@@ -31,14 +32,29 @@ def clean_text(text: str) -> str:
     return text
 
 
+def line_start(text: str, line: int) -> int | None:
+    """Offset where 0-based ``line`` starts (lines end at "\\n"), or None past the last line.
+
+    Counts newlines chunk by chunk at C speed, so a far line of a huge document is cheap."""
+    pos = 0
+    while line > 0:
+        chunk_end = min(len(text), pos + _CHUNK)
+        count = text.count("\n", pos, chunk_end)
+        if count >= line:
+            for _ in range(line):
+                pos = text.index("\n", pos) + 1
+            return pos
+        if chunk_end == len(text):
+            return None
+        line, pos = line - count, chunk_end
+    return pos
+
+
 def line_bounds(text: str, line: int) -> tuple[int, int] | None:
     """Start and end offsets (end excludes the line break) of a line, or None past the end."""
-    start = 0
-    for _ in range(line):
-        nl = text.find("\n", start)
-        if nl < 0:
-            return None
-        start = nl + 1
+    start = line_start(text, line)
+    if start is None:
+        return None
     end = text.find("\n", start)
     end = len(text) if end < 0 else end
     if end > start and text[end - 1] == "\r":
@@ -98,39 +114,3 @@ def common_prefix_len(a: str, b: str) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-@dataclass(frozen=True)
-class TextChange:
-    """One replaced span, in code-point offsets of the old text."""
-
-    start: int
-    old_end: int
-    new_end: int
-
-
-def diff_change(old: str, new: str) -> TextChange | None:
-    """The single span that turns ``old`` into ``new`` (None when equal)."""
-    if old == new:
-        return None
-    start = common_prefix_len(old, new)
-    max_tail = min(len(old), len(new)) - start
-    lo, hi = 0, max_tail
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[len(old) - mid :] == new[len(new) - mid :]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return TextChange(start, len(old) - lo, len(new) - lo)
-
-
-def point_at(text: str, offset: int) -> tuple[int, int]:
-    """Tree-sitter point (row, UTF-8 byte column) of a code-point offset."""
-    row = text.count("\n", 0, offset)
-    line_start = text.rfind("\n", 0, offset) + 1
-    return row, len(text[line_start:offset].encode("utf-8", errors="surrogatepass"))
-
-
-def byte_offset(text: str, offset: int) -> int:
-    return len(text[:offset].encode("utf-8", errors="surrogatepass"))

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 
 def estimate_tokens(text: str) -> int:
-    """A fast, model-free token estimate (code averages ~3.2 characters a token)."""
+    """A fast, model-free token estimate (code averages ~3.2 characters a token): the one estimate.
+
+    Every budget (prompt parts, file parts, snippets) is counted with it: budgets are soft, and
+    it costs no model call on the request's path. Where the count must be exact, the context
+    window, the backend counts real tokens (``kvreuse.fit``)."""
     return (len(text) * 10) // 32 + 1
 
 

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from . import autoimport
+from . import autoimport, bm25
 from .indexing.chunks import STOPWORDS, identifier_tokens
 from .indexing.header import head_of
 from .indexing.model import Chunk, Definition, FileSymbols
@@ -33,6 +33,7 @@ from .indexing.reach import NameUse, note_uses, reach_of
 from .indexing.symbols import extract
 from .indexing.tables import LexicalView
 from .languages import TEXT, detect_language
+from .prompt import estimate_tokens
 
 QUERY_LINES = 15  # lines above the cursor line that make the query
 SUFFIX_LINES = 5  # lines below the cursor line that join it
@@ -40,7 +41,6 @@ HEAD_LINES = 200  # the buffer's first lines are parsed for its imports (the ind
 MAX_PLACES = 4  # a name defined in more places than this is too ambiguous to look up
 SIMILAR_KEEP = 8
 RECENT_FILES = 5
-K1, B = 1.2, 0.75
 _FAMILIES = ({"javascript", "typescript", "tsx"}, {"c", "cpp"})
 
 
@@ -81,7 +81,7 @@ def retrieve(
     recent: Sequence[str] = (),
     document: str = "",
     row: int = -1,
-    count_tokens: Callable[[str], int] = lambda s: len(s) // 3 + 1,
+    count_tokens: Callable[[str], int] = estimate_tokens,
 ) -> tuple[Snippet, ...]:
     """The snippets worth their tokens for a completion at the cursor, in a stable order.
 
@@ -94,7 +94,7 @@ def retrieve(
     candidates: list[_Candidate] = []
     if language != TEXT:
         own = own_symbols(index, path, language, head_of(document) if document else prefix)
-        uses = used_names(above, line_prefix, below)
+        uses = names_near_cursor(above, line_prefix, below)
         candidates += definition_candidates(index, own, language, uses)
         candidates += module_candidates(index, own, language, uses)
         if document and row >= 0:
@@ -123,7 +123,7 @@ def own_symbols(index: IndexView, path: str, language: str, text: str) -> FileSy
     return FileSymbols(path, language, indexed.definitions + head.definitions, imports)
 
 
-def used_names(above: str, line_prefix: str, below: str) -> dict[str, NameUse]:
+def names_near_cursor(above: str, line_prefix: str, below: str) -> dict[str, NameUse]:
     """Identifiers near the cursor, weighted by closeness (1.0: called on the cursor line)."""
     uses: dict[str, NameUse] = {}
     for distance, line in enumerate(reversed(above.split("\n"))):
@@ -212,23 +212,12 @@ def import_candidates(index: IndexView, own: FileSymbols, document: str, row: in
     ]
 
 
-class Scorer:
-    """BM25 over token sets, normalised: the query's weight found in a chunk over its whole weight."""
+class Scorer(bm25.Scorer):
+    """BM25 (``bm25``) of the query over the index's chunks, which keeps the chunks that match it."""
 
     def __init__(self, view: LexicalView, query: frozenset[str]) -> None:
-        n = max(view.n_chunks, 1)
+        super().__init__(query, view.n_chunks, view.document_frequency, view.average_tokens, cap=view.cap)
         self.view = view
-        frequency = {t: view.document_frequency.get(t, 0) for t in query}
-        self.idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in frequency.items() if df <= view.cap}
-        self.total = sum(self.idf.values()) or 1.0
-
-    def score(self, matched: frozenset[str], size: int) -> float:
-        weight = sum(self.idf.get(t, 0.0) for t in matched)
-        if not weight:
-            return 0.0
-        average = self.view.average_tokens or 1.0
-        norm = min(1.0, (K1 + 1) / (1 + K1 * (1 - B + B * size / average)))
-        return min(1.0, weight * norm / self.total)
 
 
 def _chunk_candidate(chunk: Chunk, score: float, kind: str) -> _Candidate:

@@ -11,6 +11,11 @@ request answers it empty and goes on, until ``MODEL_FAILURES`` calls in a row
 fail (then the state is "error" until the model reloads); a reload that fails
 keeps the model loaded before serving. Each is told once, through ``show`` and
 the status message.
+
+Threads: the engine (and so the model it runs) is the event loop's. The loader
+thread only builds: a model, its template and caches; it hands them to the event
+loop (``on_loop``), which swaps them in with one assignment (scheduler.py,
+``Models``) and closes what they replace. Warm-up runs there too.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from slm_lsp import gguf, models, paths, templates
+from slm_lsp import gguf, logs, models, paths, templates
 from slm_lsp.backend import Backend, FakeBackend
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config, read_toggle, toggle_path
@@ -72,12 +77,19 @@ def _no_progress(kind: str, done: int, total: int, path: str) -> None:
 
 
 class Runtime:
+    """Built and called on the event loop's thread; the loader thread reaches it only
+    through ``on_loop`` (and ``show``/``notify``, which the server makes thread-safe).
+
+    ``on_loop(fn)`` runs ``fn`` on the event loop's thread (the server's ``_call_soon``);
+    the default runs it inline, for callers without an event loop."""
+
     def __init__(
         self,
         factory: BackendFactory,
         notify: Callable[[dict], None],
         show: Callable[[str], None],
         progress: Callable[[str, int, int, str], None] = _no_progress,
+        on_loop: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.factory = factory
         self.notify = notify
@@ -93,9 +105,11 @@ class Runtime:
         # "cache" | "model" -> a problem told once, while serving; any thread replaces it whole
         self.notices: dict[str, str] = {}
         self._model_broken = False  # the loaded model failed MODEL_FAILURES calls in a row
-        self.engine.scheduler.on_model_error = self._model_failed
+        self.engine.scheduler.on_model_error = lambda exc, n: self._post(self._model_failed, exc, n)
         self._loader: threading.Thread | None = None
         self._last_opened: Document | None = None
+        self._on_loop = on_loop or (lambda fn: fn())
+        self._closed = False
 
     # -- lifecycle -------------------------------------------------------
     def configure(self, config: Config, root: Path | None, problems: list[str]) -> None:
@@ -103,6 +117,7 @@ class Runtime:
         self.config = self._with_toggle(config)
         self.engine.config = self.config
         self.engine.repo_name = root.name if root else ""
+        logs.set_level(self.config.log_level)
         self._report_problems(problems)
 
     def start(self) -> None:
@@ -122,16 +137,26 @@ class Runtime:
         self.workspace.start()
 
     def _load(self) -> None:
+        """On the loader thread: build the model part, then hand it to the event loop."""
+        config = self.config
         try:
-            backend, template, name = self.factory(self.config)
+            backend, template, name = self.factory(config)
         except SETUP_ERRORS as exc:
-            self._load_failed(str(exc))
+            self._post(self._load_failed, str(exc))
             return
         except Exception as exc:  # llama.cpp errors, corrupt files, ...
             log.exception("loading the model failed")
-            self._load_failed(f"slm-lsp could not load the model: {exc}")
+            self._post(self._load_failed, f"slm-lsp could not load the model: {exc}")
             return
-        cache = self._cache(backend.identity) if self.config.cache.enable else None
+        cache = self._cache(backend.identity) if config.cache.enable else None
+        self._post(self._loaded, backend, template, name, cache)
+        if config.model.large_path:
+            self._load_large(config)
+
+    def _loaded(self, backend: Backend, template: FimTemplate, name: str, cache: CompletionCache | None) -> None:
+        """On the event loop: swap the new model in (closing the one it replaces), warm it up."""
+        if self._closed:
+            return
         self.model_name = name
         self._notice("model", "")
         self._model_broken = False
@@ -139,21 +164,27 @@ class Runtime:
         if self.config.model.warmup:
             self.engine.warmup(self._last_opened)
         self._set_state("ready" if self.config.completion.enable else "disabled", "")
-        if self.config.model.large_path:
-            self._load_large()
 
-    def _load_large(self) -> None:
+    def _load_large(self, config: Config) -> None:
         """The router's model for explicit requests; on failure explicit requests use the small one."""
-        large = dataclasses.replace(self.config.model, path=self.config.model.large_path, adapter="")
+        large = dataclasses.replace(config.model, path=config.model.large_path, adapter="")
         try:
-            backend, _template, name = self.factory(dataclasses.replace(self.config, model=large))
+            backend, _template, name = self.factory(dataclasses.replace(config, model=large))
         except Exception as exc:
             self.show(f"slm-lsp: the model for explicit requests could not be loaded ({exc}); using the default one.")
             return
-        cache = self.engine.cache and CompletionCache(backend.identity, None, memory_entries=256)
+        cache = CompletionCache(backend.identity, None, memory_entries=256) if config.cache.enable else None
+        self._post(self._large_loaded, backend, name, cache)
+
+    def _large_loaded(self, backend: Backend, name: str, cache: CompletionCache | None) -> None:
+        if self._closed:
+            return
         self.engine.set_large(backend, cache)
         self.model_name += f" (explicit: {name})"
         self.notify(self.status())
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        self._on_loop(lambda: fn(*args))
 
     def _cache(self, identity: str) -> CompletionCache:
         """Memory + disk; a disk that cannot be used leaves memory (cache.py), told once."""
@@ -171,7 +202,7 @@ class Runtime:
         self._notice("cache", message)
 
     def _model_failed(self, exc: Exception, in_a_row: int) -> None:
-        """On the model thread: a model call raised; the request was answered empty."""
+        """On the event loop (posted from the model thread): a model call raised; the request was answered empty."""
         detail = f"{type(exc).__name__}: {exc}"
         if in_a_row >= MODEL_FAILURES and not self._model_broken:
             self._model_broken = True
@@ -218,6 +249,7 @@ class Runtime:
 
     def close(self) -> None:
         """On shutdown: stop the model thread; the process exit frees the model."""
+        self._closed = True
         if self.workspace is not None:
             self.workspace.close()
         self.engine.close(free=False)
@@ -302,3 +334,4 @@ class Runtime:
     def _report_problems(self, problems: list[str]) -> None:
         if problems:
             self.show("slm-lsp settings: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+

@@ -27,7 +27,9 @@ prompt, cache lookup); this module runs it and everything around it:
 Nothing is cached (memory or disk) for a prompt or a text that held a
 credential (``secrets.cacheable``).
 
-Threads: the public methods run on the event loop's thread. Done-callbacks of
+Threads: the public methods run on the event loop's thread (``set_models`` and
+``set_large`` too: the runtime builds a model on its loader thread and hands it
+to the event loop to swap in). Done-callbacks of
 the model's futures (``_store``, ``_store_next_line``) run on the model thread;
 they touch only the cache (locked) and ``Worker.submit`` (locked).
 """
@@ -89,10 +91,10 @@ class Scheduler:
         _close(old)
 
     def set_large(self, backend: Backend, cache: CompletionCache | None) -> None:
+        """The router's model: swap it in whole, then close the large worker and cache it replaces."""
         old = self.models
         self.models = Models(old.worker, old.cache, self._worker(backend, "slm-model-large"), cache)
-        if old.large is not None:
-            old.large.close()
+        _close(Models(large=old.large, large_cache=old.large_cache))
 
     def _worker(self, backend: Backend, name: str = "slm-model") -> Worker:
         return Worker(backend, name=name, on_error=self._model_error)

@@ -17,10 +17,10 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from slm_lsp import __version__, jsonrpc, languages, positions, transport
+from slm_lsp import __version__, jsonrpc, positions, transport
 from slm_lsp.config import client_enable, load
-from slm_lsp.context import Edit, SyntaxTrees
-from slm_lsp.engine import Completion, Document
+from slm_lsp.documents import Change, Documents
+from slm_lsp.engine import Completion
 from slm_lsp.runtime import BackendFactory, Runtime, default_backend_factory
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,16 @@ class SlmProtocol(LanguageServerProtocol):
 
 
 class SlmServer(LanguageServer):
-    """Owns the runtime (config, model, cache, index) and the per-document trees."""
+    """Owns the runtime (config, model, cache, index) and the open documents."""
 
     def __init__(self, backend_factory: BackendFactory) -> None:
         sync_kind = types.TextDocumentSyncKind.Incremental
         super().__init__("slm-lsp", __version__, text_document_sync_kind=sync_kind, protocol_cls=SlmProtocol)
-        self.runtime = Runtime(backend_factory, notify=self.notify_status, show=self.show_error, progress=self.progress)
-        self.trees = SyntaxTrees()
-        self.texts: dict[str, str] = {}  # our copy, to turn changes into tree-sitter edits
+        self.runtime = Runtime(
+            backend_factory, notify=self.notify_status, show=self.show_error, progress=self.progress,
+            on_loop=self._call_soon,
+        )  # fmt: skip
+        self.documents = Documents(self.relative)  # what our code reads; pygls keeps its own copy for itself
         self.root: Path | None = None
         self.client_settings: dict[str, Any] = {}  # the client's layer as last sent (initialize, didChangeConfiguration)
         self._shown: set[str] = set()
@@ -162,16 +164,6 @@ class SlmServer(LanguageServer):
             log.debug("could not send a message to the client", exc_info=True)
 
     # -- documents -------------------------------------------------------
-    def document(self, uri: str) -> Document | None:
-        """The engine's view of an open document (its cleaned text), or None when it is not open."""
-        text = self.texts.get(uri)
-        if text is None:
-            return None
-        doc = self.workspace.text_documents.get(uri)
-        language = languages.detect_language(uri, doc.language_id if doc else None)
-        language_id = doc.language_id or "" if doc else ""
-        return Document(uri, self.relative(uri), text, language, (doc.version or 0) if doc else 0, language_id)
-
     def relative(self, uri: str) -> str:
         try:
             path = Path(to_fs_path(uri) or uri)
@@ -184,41 +176,13 @@ class SlmServer(LanguageServer):
                 pass
         return path.name
 
-    def sync(self, uri: str, text: str, language_id: str | None) -> tuple[int, int] | None:
-        """Record new text and update the syntax tree incrementally; returns where the
-        edit ended in the new text (line, character in code points), None when unchanged.
 
-        Our copy is cleaned (lone surrogates become U+FFFD, positions unchanged); the
-        client's buffer and pygls' copy are left as they are."""
-        text = positions.clean_text(text)
-        old = self.texts.get(uri)
-        self.texts[uri] = text
-        language = languages.detect_language(uri, language_id)
-        edits: list[Edit] = []
-        change = positions.diff_change(old, text) if old is not None else None
-        if change is not None:
-            edits.append(_edit(old, text, change))
-        try:
-            self.trees.update(uri, language, text, edits if old is not None else ())
-        except Exception:
-            log.exception("parsing %s failed; plain-text completion", uri)
-            self.trees.remove(uri)
-        if change is None:
-            return None
-        line_start = text.rfind("\n", 0, change.new_end) + 1
-        return text.count("\n", 0, change.new_end), change.new_end - line_start
-
-
-def _edit(old: str, new: str, change: positions.TextChange) -> Edit:
-    start_byte = positions.byte_offset(old, change.start)
-    return Edit(
-        start_byte=start_byte,
-        old_end_byte=start_byte + positions.byte_offset(old[change.start :], change.old_end - change.start),
-        new_end_byte=start_byte + positions.byte_offset(new[change.start :], change.new_end - change.start),
-        start_point=positions.point_at(old, change.start),
-        old_end_point=positions.point_at(old, change.old_end),
-        new_end_point=positions.point_at(new, change.new_end),
-    )
+def _change(event: types.TextDocumentContentChangeEvent) -> Change:
+    """A content change in plain terms (the range stays in UTF-16 units)."""
+    if isinstance(event, types.TextDocumentContentChangePartial):
+        start, end = event.range.start, event.range.end
+        return Change(event.text, (start.line, start.character), (end.line, end.character))
+    return Change(event.text)
 
 
 def create_server(backend_factory: BackendFactory = default_backend_factory) -> SlmServer:
@@ -244,26 +208,21 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SlmServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        ls.sync(item.uri, item.text, item.language_id)
-        if (doc := ls.document(item.uri)) is not None:
-            ls.runtime.opened(doc)
+        ls.runtime.opened(ls.documents.open(item.uri, item.text, item.language_id, item.version))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SlmServer, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        doc = ls.workspace.text_documents.get(uri)
-        if doc is not None:
-            cursor = ls.sync(uri, doc.source, doc.language_id)
-            ls.runtime.edited(ls.document(uri), cursor)
+        uri, version = params.text_document.uri, params.text_document.version
+        cursor = ls.documents.change(uri, version, [_change(event) for event in params.content_changes])
+        ls.runtime.edited(ls.documents.get(uri), cursor)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: SlmServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.runtime.saved(ls.document(params.text_document.uri))
+        ls.runtime.saved(ls.documents.get(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: SlmServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.texts.pop(params.text_document.uri, None)
-        ls.trees.remove(params.text_document.uri)
+        ls.documents.close(params.text_document.uri)
         ls.runtime.closed(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -319,14 +278,14 @@ async def _complete(
     ls: SlmServer, uri: str, position: types.Position, explicit: bool
 ) -> tuple[Completion, types.Position] | None:
     """Shared path of both completion requests: find the document, convert once, ask the engine."""
-    doc = ls.document(uri)
+    doc = ls.documents.get(uri)
     if doc is None or len(doc.text) > MAX_DOCUMENT_CHARS:
         return None
     cursor = positions.cursor_at(doc.text, position.line, position.character)
     if not cursor.in_range:
         return None
     engine = ls.runtime.engine
-    completion = await engine.complete(doc, cursor.line, cursor.character, explicit=explicit, tree=ls.trees.get(uri))
+    completion = await engine.complete(doc, cursor.line, cursor.character, explicit=explicit)
     ls.runtime.record(completion)
     if ls.runtime.config.stats:
         ls.protocol.notify("slm/completionStats", _stats(uri, position, completion))
@@ -349,7 +308,7 @@ def _has_inline_completion(ls: SlmServer) -> bool:
 
 def _completion_item(ls: SlmServer, params: types.CompletionParams, text: str) -> types.CompletionItem:
     """One item that also carries the word before the cursor, so clients' filtering keeps it."""
-    doc = ls.document(params.text_document.uri)
+    doc = ls.documents.get(params.text_document.uri)
     cursor = positions.cursor_at(doc.text if doc else "", params.position.line, params.position.character)
     head = cursor.line_text[: cursor.character]
     word = head[len(head.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")) :]

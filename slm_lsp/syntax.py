@@ -1,4 +1,4 @@
-"""Syntax trees: one incrementally re-parsed tree per open document, error
+"""Syntax trees: parsing (incrementally, from a previous tree and its edits), error
 counts for post-processing, and a rough literal mask for bracket counting.
 
 The context module builds on this; nothing here knows about prompts.
@@ -70,36 +70,22 @@ class Edit:
     new_end_point: tuple[int, int]
 
 
-class SyntaxTrees:
-    """One syntax tree per open document, re-parsed incrementally on edits."""
+def reparse(
+    language: str, text: str, previous: tree_sitter.Tree | None = None, edits: Sequence[Edit] = ()
+) -> tree_sitter.Tree | None:
+    """The tree of ``text``: incrementally from ``previous`` when ``edits`` say how it
+    changed into ``text``, else afresh. None without a grammar or when too large.
 
-    def __init__(self, max_bytes: int = MAX_PARSE_BYTES) -> None:
-        self._max_bytes = max_bytes
-        self._trees: dict[str, tuple[str, tree_sitter.Tree]] = {}
-
-    def update(self, uri: str, language: str, text: str, edits: Sequence[Edit] = ()) -> tree_sitter.Tree | None:
-        """Parse the document's new text, reusing its previous tree when `edits` say how it changed."""
-        ts_parser = _parser_for(language)
-        source = text.encode() if ts_parser is not None and len(text) <= self._max_bytes else None
-        if source is None or len(source) > self._max_bytes:
-            self.remove(uri)
-            return None
-        previous = self._trees.get(uri)
-        old = None
-        if previous is not None and previous[0] == language and edits:
-            old = previous[1].copy()  # readers on other threads may hold the previous tree
-            for edit in edits:
-                old.edit(**{name: getattr(edit, name) for name in Edit.__dataclass_fields__})
-        tree = ts_parser.parse(source, old) if old is not None else ts_parser.parse(source)
-        self._trees[uri] = (language, tree)
-        return tree
-
-    def get(self, uri: str) -> tree_sitter.Tree | None:
-        entry = self._trees.get(uri)
-        return entry[1] if entry else None
-
-    def remove(self, uri: str) -> None:
-        self._trees.pop(uri, None)
+    ``previous`` itself is left as it was (the edits go to a copy): readers may hold it."""
+    ts_parser = _parser_for(language)
+    if ts_parser is None or _too_large(text):
+        return None
+    old = None
+    if previous is not None and edits:
+        old = previous.copy()
+        for edit in edits:
+            old.edit(**{name: getattr(edit, name) for name in Edit.__dataclass_fields__})
+    return ts_parser.parse(text.encode(), old) if old is not None else ts_parser.parse(text.encode())
 
 
 def parse_errors(language: str, text: str) -> int:

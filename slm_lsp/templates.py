@@ -37,39 +37,25 @@ class FimTemplate:
 
 
 QWEN = FimTemplate(
-    "qwen2.5-coder",
-    "<|fim_prefix|>",
-    "<|fim_suffix|>",
-    "<|fim_middle|>",
+    "qwen2.5-coder", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
     stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>", "<|im_end|>"),
-    repo_name="<|repo_name|>",
-    file_sep="<|file_sep|>",
-)
+    repo_name="<|repo_name|>", file_sep="<|file_sep|>",
+)  # fmt: skip
 STARCODER2 = FimTemplate(
-    "starcoder2",
-    "<fim_prefix>",
-    "<fim_suffix>",
-    "<fim_middle>",
+    "starcoder2", "<fim_prefix>", "<fim_suffix>", "<fim_middle>",
     stop=("<|endoftext|>", "<file_sep>", "<fim_prefix>", "<fim_pad>"),
-    repo_name="<repo_name>",
-    file_sep="<file_sep>",
-)
+    repo_name="<repo_name>", file_sep="<file_sep>",
+)  # fmt: skip
 DEEPSEEK = FimTemplate(
-    "deepseek-coder",
-    "<｜fim▁begin｜>",
-    "<｜fim▁hole｜>",
-    "<｜fim▁end｜>",
+    "deepseek-coder", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
     stop=("<｜end▁of▁sentence｜>", "<|EOT|>", "<｜fim▁begin｜>"),
-)
+)  # fmt: skip
 CODELLAMA = FimTemplate("codellama", "<PRE> ", " <SUF>", " <MID>", stop=("<EOT>", "</s>"))
 CODEGEMMA = FimTemplate(
-    "codegemma",
-    "<|fim_prefix|>",
-    "<|fim_suffix|>",
-    "<|fim_middle|>",
+    "codegemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
     stop=("<|file_separator|>", "<eos>", "<|fim_prefix|>", "<end_of_turn>"),
     file_sep="<|file_separator|>",
-)
+)  # fmt: skip
 
 TEMPLATES = {t.name: t for t in (QWEN, STARCODER2, DEEPSEEK, CODELLAMA, CODEGEMMA)}
 

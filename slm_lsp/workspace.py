@@ -163,7 +163,7 @@ class Workspace:
             # retrieval expects the suffix to start with the rest of the cursor line
             self.index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix,
             budget_tokens=self.config.retrieval_tokens, min_score=self.config.min_score,
-            recent=recent, document=doc.text, row=ctx.prefix_start_line + ctx.prefix.count("\n"),
+            recent=recent, document=doc.text, row=ctx.row,
             count_tokens=estimate_tokens,
         )  # fmt: skip
         with self._lock:

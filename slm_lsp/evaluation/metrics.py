@@ -62,10 +62,12 @@ def identifier_f1(completion: str, expected: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 100]); 0.0 for no values."""
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (q in [0, 100]) by nearest rank: always an observed value; None for no values.
+
+    The project's one percentile: `slm-lsp eval` and every benchmark report p50 and p95 with it."""
     if not values:
-        return 0.0
+        return None
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
@@ -85,7 +87,7 @@ def summarize(records: Sequence[Mapping], flags: Sequence[str], scores: Sequence
     for name in scores:
         summary[name] = round(mean(float(r[name]) for r in records), 4)
     summary["latency_mean_ms"] = round(mean(latencies), 1)
-    summary["latency_p95_ms"] = round(percentile(latencies, 95), 1)
+    summary["latency_p95_ms"] = round(percentile(latencies, 95) or 0.0, 1)  # 0.0 with no records, as the mean
     return summary
 
 

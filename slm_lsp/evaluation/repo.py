@@ -132,8 +132,12 @@ def run_repo(
     seed: int,
     modes: Sequence[str],
     config: Config,
+    adapter_engine: Engine | None = None,
 ) -> dict:
-    """Hold out, index, punch, complete in each mode; the report (summary and records)."""
+    """Hold out, index, punch, complete in each mode; the report (summary and records).
+
+    With `adapter_engine` (the model with a LoRA adapter) the last mode runs again
+    with it, on the same holes and retrieval, as mode "<last>+adapter"."""
     root = root.resolve()
     holdout = split_holdout(source_files(root, config.index), fraction, seed)
     chosen = punch(root, holdout.held_out, limit, seed, config.index.max_file_kb)
@@ -143,13 +147,21 @@ def run_repo(
     with tempfile.TemporaryDirectory(prefix="slm-eval-index-") as store:
         index = build_index(root, holdout, Path(store), config.index) if "repo" in modes else None
         indexed_files = len(index.files()) if index is not None else 0
-        engine.repo_name = root.name
-        for mode in modes:
-            engine.config = replace(config, context=replace(config.context, file_context=mode != "none"))
-            engine.retriever = make_retriever(index, config.index) if mode == "repo" and index is not None else None
-            done = complete_all(engine, positions, label=f"{root.name} {mode}")
-            records += [score(h, c, mode, errors[h.path]) for h, c in zip(chosen, done)]
-    engine.retriever, engine.config = None, config
+        runs = [(engine, mode, mode) for mode in modes]
+        if adapter_engine is not None:
+            runs.append((adapter_engine, modes[-1], f"{modes[-1]}+adapter"))
+        for runner, mode, label in runs:
+            runner.repo_name = root.name
+            runner.config = replace(config, context=replace(config.context, file_context=mode != "none"))
+            runner.retriever = make_retriever(index, config.index) if mode == "repo" and index is not None else None
+            done = complete_all(runner, positions, label=f"{root.name} {label}")
+            records += [score(h, c, label, errors[h.path]) for h, c in zip(chosen, done)]
+            runner.retriever, runner.config = None, config
+    paired = {f"{mode}-vs-{modes[0]}": metrics.paired(records, modes[0], mode, "edit_similarity") for mode in modes[1:]}
+    if adapter_engine is not None:
+        tuned = f"{modes[-1]}+adapter"
+        for name in ("edit_similarity", "exact"):
+            paired[f"{tuned}-vs-{modes[-1]} {name}"] = metrics.paired(records, modes[-1], tuned, name)
     return {
         "benchmark": "repo",
         "repo": root.name,
@@ -159,8 +171,6 @@ def run_repo(
         "holes": len(chosen),
         "holes_by_kind": {k: sum(h.kind == k for h in chosen) for k in holemod.KINDS},
         "summary": metrics.group_summaries(records, ("mode", "kind"), FLAGS, SCORES),
-        "paired": {
-            f"{mode}-vs-{modes[0]}": metrics.paired(records, modes[0], mode, "edit_similarity") for mode in modes[1:]
-        },
+        "paired": paired,
         "records": records,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -50,5 +51,15 @@ async def test_unknown_setting_is_reported_and_ignored(client: LanguageClient):
     )
     status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="slm.status"))
     assert status["state"] == "error"  # still the model problem, still answering
-    await client.wait_for_notification(types.WINDOW_SHOW_MESSAGE) if len(client.messages) < 2 else None
-    assert any("maxLines" in m.message and "nope" in m.message for m in client.messages)
+    settings = await shown(client, "maxLines")
+    assert len(settings) == 1 and "nope" in settings[0], settings  # both problems, in one message
+    assert len(await shown(client, CORRUPT)) == 1  # the model's problem is not told again
+
+
+async def shown(client: LanguageClient, words: str, timeout: float = 10.0) -> list[str]:
+    """The messages naming ``words``, once at least one has come (bounded poll)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not any(words in m.message for m in client.messages) and loop.time() < end:
+        await asyncio.sleep(0.05)
+    return [m.message for m in client.messages if words in m.message]

@@ -9,50 +9,17 @@ normal completion answered with text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import shutil
-from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 from slm_lsp import models
 
-from .conftest import SERVER, inline, open_doc, wait_ready
+from .conftest import inline, open_doc, server, wait_ready
 
 NORMAL = "def add(a, b):\n    \n"
-
-
-@contextlib.asynccontextmanager
-async def server(
-    tmp_path: Path, options: dict | None = None, fake: bool = True, **env: str
-) -> AsyncIterator[LanguageClient]:
-    """A server (on the fake backend unless ``fake`` is False) whose per-user directories live in ``tmp_path``."""
-    homes = {name: str(tmp_path / name.lower()) for name in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME")}
-    full_env = {**os.environ, "HOME": str(tmp_path), **homes, **env}
-    for name in ("SLM_LSP_DISABLE_CACHE", "SLM_LSP_CACHE_DIR", "SLM_LSP_DATA_DIR", "SLM_LSP_FAKE_MS_PER_TOKEN",
-                 "SLM_LSP_BACKEND", "SLM_LSP_MODEL"):  # fmt: skip
-        if name not in env:
-            full_env.pop(name, None)
-    if fake:
-        full_env["SLM_LSP_BACKEND"] = "fake"
-    client = await ClientServerConfig(server_command=SERVER, server_env=full_env).start()
-    root = tmp_path / "ws"
-    root.mkdir(exist_ok=True)  # a test may have filled it first
-    client.root = root
-    params = types.InitializeParams(
-        capabilities=client_capabilities("neovim"), root_uri=root.as_uri(),
-        initialization_options={"index": {"enable": False}, **(options or {})},
-    )  # fmt: skip
-    try:
-        await client.initialize_session(params)
-        yield client
-        await client.shutdown_session()
-    finally:
-        await client.stop()
 
 
 def errors(client: LanguageClient, words: str) -> list[str]:
@@ -219,24 +186,3 @@ async def test_five_thousand_file_workspace_with_symlink_loops_is_indexed_and_se
         index = (await status(client))["index"]
         assert index.get("ready") and index["total"] == 5000, index  # every file once, no loop followed
         await normal_completion(client, "after.py")
-
-
-async def test_cache_database_locked_by_another_process_is_a_miss_not_a_stall(tmp_path):
-    import sqlite3
-
-    async with server(tmp_path) as client:
-        assert (await wait_ready(client, timeout=30))["state"] == "ready"
-        await normal_completion(client)  # creates the database
-        database = tmp_path / "xdg_cache_home" / "slm-lsp" / "completions" / "cache.db"
-        other = sqlite3.connect(database, isolation_level=None, timeout=0)
-        other.execute("BEGIN EXCLUSIVE")  # another process holds the database
-        try:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            uri = open_doc(client, client.root / "locked.py", "def mul(x, y):\n    \n", "python")  # a miss: disk is asked
-            assert [i.insert_text for i in (await inline(client, uri, 1, 4)).items] == ["return x + y"]
-            assert loop.time() - started < 5  # not sqlite's default 60 s wait
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
-        await normal_completion(client, "unlocked.py")

@@ -15,7 +15,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from .conftest import SERVER, inline, open_doc, wait_ready
+from .conftest import SERVER, barrier, inline, open_doc, send_inline, wait_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -53,8 +53,8 @@ async def test_automatic_request_waits_for_the_whole_suggestion(client: Language
 
 async def test_an_edit_answers_the_pending_request_empty_at_once(client: LanguageClient):
     uri = open_doc(client, client.root / "b.py", "def mul(x, y):\n    \n", "python")
-    pending = asyncio.ensure_future(inline(client, uri, 1, 4, explicit=False))
-    await asyncio.sleep(0.05)  # the request is with the model now
+    pending = send_inline(client, uri, 1, 4)
+    await barrier(client)  # the request is with the model now
     change(client, uri, 2, 1, 4, 4, "r")
     stale = await asyncio.wait_for(pending, 1.0)
     assert list(stale.items) == []  # never the answer for the old position
@@ -64,8 +64,8 @@ async def test_an_edit_answers_the_pending_request_empty_at_once(client: Languag
 
 async def test_a_newer_request_answers_the_older_one_empty(client: LanguageClient):
     uri = open_doc(client, client.root / "c.py", "def sub(p, q):\n    \n", "python")
-    older = asyncio.ensure_future(inline(client, uri, 1, 4, explicit=False))
-    await asyncio.sleep(0.05)
-    newer = asyncio.ensure_future(inline(client, uri, 1, 4, explicit=False))
+    older = send_inline(client, uri, 1, 4)
+    await barrier(client)  # the older request is with the model
+    newer = send_inline(client, uri, 1, 4)
     assert list((await asyncio.wait_for(older, 1.0)).items) == []
     assert [i.insert_text for i in (await newer).items] == ["return p + q"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from slm_lsp.autoimport import Hint, missing_imports, render, single_name_style, suggest, used_names
+from slm_lsp.autoimport import Hint, missing_imports, render, single_name_style, suggest
+from slm_lsp.indexing.free_names import free_names
 from slm_lsp.config import Config
 from slm_lsp.engine import Document, Engine
 from slm_lsp.indexing.model import FileSymbols
@@ -33,17 +34,17 @@ class Reader(Base):
 
 
 def test_free_names_come_from_the_syntax_tree_not_from_strings_or_bindings() -> None:
-    names = used_names(CODE, 4, "python")
+    names = free_names(CODE, 4, "python")
     assert set(names) == {"final", "Base", "io", "count", "helper", "Path"}
     # not: Things/calls (docstring), os (imported), Reader/read (defined), path/mode/options (parameters),
     # buffer/line/number/total/handle (bound), key (keyword argument), StringIO/stat/sep (attributes),
     # zip/open (builtins), self
-    assert used_names(CODE, 13, "python") == ["Path"]  # only the code from that row on
+    assert free_names(CODE, 13, "python") == ["Path"]  # only the code from that row on
 
 
 def test_other_languages_fall_back_to_a_lexer() -> None:
     js = 'import x from "x";\n\nexport function f() {\n  return readFile("a") + path.join(Widget);\n}\n'
-    assert set(used_names(js, 1, "javascript")) == {"readFile", "path", "Widget"}
+    assert set(free_names(js, 1, "javascript")) == {"readFile", "path", "Widget"}
 
 
 FILES = {

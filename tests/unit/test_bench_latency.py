@@ -9,7 +9,8 @@ import sys
 import zlib
 from pathlib import Path
 
-from bench import baseline, common, latency, metrics, typist
+from bench import baseline, common, driver, metrics, plot, session, typist
+from slm_lsp.evaluation.metrics import percentile
 from bench.metrics import EvalCall, Sample, classify
 from bench.typist import Edit, Key
 
@@ -102,15 +103,14 @@ def test_typing_delays_are_human_and_deterministic():
 
 
 def test_percentile_is_the_projects_nearest_rank():
-    from slm_lsp.evaluation import metrics as eval_metrics
-
-    assert common.percentile([], 50) is None
-    assert common.percentile([7.0], 99) == 7.0
-    assert common.percentile([4, 1, 3, 2], 50) == 2  # an observed value, not 2.5
-    assert common.percentile([1, 2, 3, 4], 0) == 1 and common.percentile([1, 2, 3, 4], 100) == 4
-    assert common.percentile(list(range(1, 101)), 90) == 90
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([4, 1, 3, 2], 50) == 2  # an observed value, not 2.5
+    assert percentile([1, 2, 3, 4], 0) == 1 and percentile([1, 2, 3, 4], 100) == 4
+    assert percentile(list(range(1, 101)), 90) == 90
     values = [13.0, 2.0, 400.0, 7.5, 90.0, 1.0, 33.0]
-    assert all(common.percentile(values, q) == eval_metrics.percentile(values, q) for q in (1, 25, 50, 90, 95, 99, 100))
+    summary = common.latency_summary(values)  # the benchmarks' summaries use it: p95 is an observed value
+    assert (summary["p50_ms"], summary["p90_ms"], summary["p95_ms"]) == (13.0, 400.0, 400.0)
     s = common.latency_summary([10.0, 20.0, 30.0])
     assert s == {"count": 3, "p50_ms": 20.0, "p90_ms": 30.0, "p95_ms": 30.0, "p99_ms": 30.0, "mean_ms": 20.0, "max_ms": 30.0}
 
@@ -186,9 +186,9 @@ def test_baseline_states_spread_over_answered_completions():
 
 
 def test_builtin_png_renderer_writes_a_valid_png(tmp_path):
-    canvas = common.render_cdf({"ours": [3.0, 12.0, 250.0], "naive baseline": [1500.0, 2100.0]}, 200, 120)
+    canvas = plot.render_cdf({"ours": [3.0, 12.0, 250.0], "naive baseline": [1500.0, 2100.0]}, 200, 120)
     out = tmp_path / "cdf.png"
-    common.write_png(out, canvas)
+    plot.write_png(out, canvas)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
@@ -347,11 +347,11 @@ def test_model_work_counts_prompt_tokens_while_typing():
 def test_server_env_runs_another_source_tree_and_the_probe(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     monkeypatch.setenv("SLM_LSP_BACKEND", "fake")
-    env = latency.server_env(tmp_path / "c", tmp_path / "x", server_src=tmp_path, probe=tmp_path / "p.txt")
+    env = session.server_env(tmp_path / "c", tmp_path / "x", server_src=tmp_path, probe=tmp_path / "p.txt")
     assert env["PYTHONPATH"] == f"{tmp_path.resolve()}{os.pathsep}/elsewhere"
     assert env["SLM_BENCH_PROBE"] == str(tmp_path / "p.txt") and "SLM_LSP_BACKEND" not in env
     monkeypatch.delenv("PYTHONPATH")
-    plain = latency.server_env(tmp_path / "c", tmp_path / "x")
+    plain = session.server_env(tmp_path / "c", tmp_path / "x")
     assert "PYTHONPATH" not in plain and "SLM_BENCH_PROBE" not in plain
 
 
@@ -361,10 +361,10 @@ def test_server_probe_starts_the_server_of_server_src(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text("import sys\nprint('server from src', sys.argv[1:])\n")
     probe = tmp_path / "probe.txt"
-    env = latency.server_env(tmp_path / "c", tmp_path / "x", fake=True, server_src=tmp_path / "src", probe=probe)
-    out = subprocess.run([sys.executable, str(latency.PROBE), "--log-level", "debug"], env=env, capture_output=True, text=True, timeout=60)
+    env = session.server_env(tmp_path / "c", tmp_path / "x", fake=True, server_src=tmp_path / "src", probe=probe)
+    out = subprocess.run([sys.executable, str(driver.PROBE), "--log-level", "debug"], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "server from src ['--log-level', 'debug']", out.stderr
-    assert latency.read_probe(probe) == ([], str(pkg.resolve()))
+    assert driver.read_probe(probe) == ([], str(pkg.resolve()))
 
 
 def test_server_probe_times_decode_calls_by_caller(tmp_path):
@@ -396,7 +396,7 @@ def test_server_probe_times_decode_calls_by_caller(tmp_path):
         return eval([4])
 
     _evaluate(), _generate(), ctx.decode(Batch(2))
-    calls, package = latency.read_probe(out)
+    calls, package = driver.read_probe(out)
     assert package == "/somewhere/slm_lsp"
     assert [(c.tokens, c.kind) for c in calls] == [(3, "p"), (1, "g"), (2, "p")] and all(c.start <= c.end for c in calls)
 
@@ -404,17 +404,17 @@ def test_server_probe_times_decode_calls_by_caller(tmp_path):
 def test_typist_waits_after_a_pause_for_the_pending_answer():
     import asyncio
 
-    person = latency.Typist(client=None, plans=[], pause_wait_s=0.5)  # type: ignore[arg-type]
+    person = driver.Typist(client=None, plans=[], pause_wait_s=0.5)  # type: ignore[arg-type]
 
     async def wait(gap: float, answer_after: float | None) -> float:
         s = _sample(0, "abc", gap=gap, ms=None)
-        s.sent = latency.time.perf_counter()
+        s.sent = driver.time.perf_counter()
         person.pending = s
         if answer_after is not None:
-            asyncio.get_running_loop().call_later(answer_after, lambda: setattr(s, "received", latency.time.perf_counter()))
-        t0 = latency.time.perf_counter()
+            asyncio.get_running_loop().call_later(answer_after, lambda: setattr(s, "received", driver.time.perf_counter()))
+        t0 = driver.time.perf_counter()
         await person.wait_for_key(gap)
-        return latency.time.perf_counter() - t0
+        return driver.time.perf_counter() - t0
 
     # a margin of 0.1 s for a busy machine on every upper bound
     assert 0.1 <= asyncio.run(wait(0.1, None)) < 0.2  # no pause: the key comes on time, answer or not

@@ -1,4 +1,4 @@
-"""Context extraction: windows, modes, indentation, syntax trees.
+"""Context extraction: windows, modes, indentation, literals, parse errors.
 
 The snippets are copied from real projects: packaging (`_elffile.py`),
 git's contrib/persistent-https (`socket.go`), rustc's error-index generator
@@ -15,11 +15,8 @@ import pytest
 from slm_lsp.context import (
     LINE_CAP,
     Context,
-    Edit,
     Mode,
-    SyntaxTrees,
     build_context,
-    edit_for_change,
     mask_literals,
     parse_errors,
 )
@@ -514,56 +511,15 @@ def test_parse_errors() -> None:
     assert parse_errors("text", "def f(:") == 0
 
 
-def test_edit_for_change_ascii() -> None:
-    old = "def add(a, b):\n    return a + b\n"
-    edit, new = edit_for_change(old, (1, 11), (1, 16), "sum((a, b))")
-    assert new == "def add(a, b):\n    return sum((a, b))\n"
-    assert edit == Edit(26, 31, 37, (1, 11), (1, 16), (1, 22))
-
-
-def test_edit_for_change_multibyte_and_newlines() -> None:
-    old = 'name = "\u00e9t\u00e9"\nx = 1\n'
-    edit, new = edit_for_change(old, (0, 11), (1, 0), "\u00e9\U0001f600\nprint(x)\n")
-    assert new == 'name = "\u00e9t\u00e9\u00e9\U0001f600\nprint(x)\nx = 1\n'
-    assert edit == Edit(13, 15, 13 + 16, (0, 13), (1, 0), (2, 0))
-    edit, new = edit_for_change("a\r\nb", (5, 0), (9, 9), "c")  # past the end: append
-    assert (new, edit.start_byte, edit.start_point) == ("a\r\nbc", 4, (1, 1))
-
-
-def test_syntax_trees_incremental_parse_matches_a_fresh_parse() -> None:
-    trees = SyntaxTrees()
-    text = ELFFILE_PY
-    assert trees.update("file:///elf.py", "python", text) is not None
-    changes = [((23, 21), (23, 21), "  # the file"), ((36, 0), (36, 0), "\n    def close(self):\n        pass\n")]
-    for start, end, new_text in changes:
-        edit, text = edit_for_change(text, start, end, new_text)
-        tree = trees.update("file:///elf.py", "python", text, [edit])
-        fresh = parser("python").parse(text.encode())
-        assert str(tree.root_node) == str(fresh.root_node)
-    assert trees.get("file:///elf.py") is tree
-    assert "def close(self):\n        pass" in text and tree.root_node.has_error is False
-
-
-def test_syntax_trees_edits_keep_the_previous_tree_intact() -> None:
-    trees = SyntaxTrees()
-    first = trees.update("u", "go", SOCKET_GO)
-    edit, text = edit_for_change(SOCKET_GO, (0, 8), (0, 12), "sockets")
-    second = trees.update("u", "go", text, [edit])
-    assert first.root_node.child(0).end_point == (0, 12)
-    assert second.root_node.child(0).end_point == (0, 15)
-
-
-def test_syntax_trees_without_a_grammar_or_too_large() -> None:
-    trees = SyntaxTrees(max_bytes=100)
-    assert trees.update("a", "text", "hello") is None
-    assert trees.update("b", "python", "x = 1\n" * 20) is None
-    assert trees.update("c", "python", "x = 1\n") is not None
-    trees.remove("c")
-    assert trees.get("c") is None
-
-
 def test_build_context_uses_a_given_tree() -> None:
     tree = parser("python").parse(ELFFILE_PY.encode())
     line = ELFFILE_PY.split("\n").index("    def _read(self, fmt: str) -> tuple[int, ...]:")
     ctx = build_context(ELFFILE_PY, line, 50, "python", tree=tree)
     assert summary(ctx) == ("block", "after-block-opener", "        ")
+
+
+@pytest.mark.parametrize("line", [0, 3, 40, 10_000])
+def test_the_cursor_row_is_a_field(line: int) -> None:
+    text = "\n".join(f"x{i} = {i}\r" if i % 2 else f"y{i} = {i}" for i in range(120))
+    ctx = build_context(text, line, 2, "python", window_step=8)
+    assert ctx.row == min(line, 119) == ctx.prefix_start_line + ctx.prefix.count("\n")

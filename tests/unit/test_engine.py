@@ -26,10 +26,16 @@ def doc(text: str = SOURCE, path: str = "pkg/calc.py") -> Document:
     return Document("file:///w/" + path, path, text, "python")
 
 
-async def wait_for_cache(engine: Engine, timeout: float = 2.0) -> None:
+async def until(condition, timeout: float = 3.0) -> None:
+    """A bounded poll on ``condition``; fails the test when it never holds."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end and not engine.cache._memory:
-        await asyncio.sleep(0.01)
+    while not condition():
+        assert time.monotonic() < end, "the condition never held"
+        await asyncio.sleep(0.005)
+
+
+async def wait_for_cache(engine: Engine) -> None:
+    await until(lambda: engine.cache._memory)
 
 
 async def test_model_answer_then_exact_cache_hit():
@@ -80,11 +86,13 @@ async def test_an_automatic_request_is_answered_when_the_suggestion_is_ready():
 
 
 async def test_the_deadline_bounds_the_wait_with_what_is_ready():
-    backend = FakeBackend(ms_per_token=40)
-    engine = make_engine(backend, deadline_ms=50)
+    # 7 tokens of 40 ms; the deadline at 130 ms leaves about three
+    backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=40)
+    engine = make_engine(backend, deadline_ms=130, speculate=False)
     result = await engine.complete(doc(), 4, 4)
     assert result.source == "model" and result.reason == "deadline"
-    assert "return a + b".startswith(result.text) and result.text != "return a + b"
+    assert result.text and "return a + b + a + b + a + b".startswith(result.text)  # what was ready, not nothing
+    assert len(result.text) < len("return a + b + a + b + a + b")
     engine.close()
 
 
@@ -92,8 +100,7 @@ async def test_a_newer_request_for_the_document_answers_the_older_one_empty_at_o
     backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
     engine = make_engine(backend, speculate=False)
     first = asyncio.create_task(engine.complete(doc(), 4, 4))
-    while not backend.calls:
-        await asyncio.sleep(0.005)
+    await until(lambda: backend.calls)
     other = SOURCE.replace("def add", "def add2")
     second = asyncio.create_task(engine.complete(doc(other), 4, 4))
     earlier = await asyncio.wait_for(first, 0.5)  # long before the model could have finished
@@ -107,8 +114,7 @@ async def test_an_edit_answers_the_pending_request_empty_then_prefills_its_locat
     backend = FakeBackend(ms_per_token=30)
     engine = make_engine(backend, speculate=False)
     pending = asyncio.create_task(engine.complete(doc(), 4, 4))
-    while not backend.calls:
-        await asyncio.sleep(0.005)
+    await until(lambda: backend.calls)
     edited = "import math\n\n\ndef mul(x, y):\n    \n"
     engine.edited(doc(edited), 4, 4)
     assert (await asyncio.wait_for(pending, 0.5)).reason == "superseded"
@@ -138,7 +144,7 @@ async def test_new_request_cancels_the_one_in_flight():
     backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
     engine = make_engine(backend, speculate=False)
     first = asyncio.create_task(engine.complete(doc(), 4, 4, explicit=True))
-    await asyncio.sleep(0.05)
+    await until(lambda: backend.calls)  # the first request is with the model
     other = SOURCE.replace("def add", "def add2")
     second = await engine.complete(doc(other, path="pkg/other.py"), 4, 4, explicit=True)
     earlier = await first
@@ -167,6 +173,16 @@ async def test_inside_comment_no_request_unless_explicit():
     assert backend.calls == []
     explicit = await engine.complete(Document("u", "a.py", text, "python"), 0, 7, explicit=True)
     assert explicit.source == "model"
+
+
+async def test_in_comments_completes_automatically_inside_comments_and_strings():
+    backend = FakeBackend(responses={"# total": " of all", 'x = "to': 'tal"'})
+    engine = make_engine(backend, in_comments=True)
+    comment = await engine.complete(Document("u", "a.py", "# total\nx = 1\n", "python"), 0, 7)
+    assert (comment.source, comment.text, comment.mode) == ("model", " of all", "line")
+    string = await engine.complete(Document("v", "b.py", 'x = "to\n', "python"), 0, 7)
+    assert string.source == "model" and string.mode == "line"
+    engine.close()
 
 
 async def test_no_model_answers_nothing_with_a_reason():
@@ -210,11 +226,9 @@ async def test_next_line_is_speculated_after_a_line_answer():
     typed = "def area(w, h):\n    result = w * h\n    ret\n"
     first = await engine.complete(Document("u", "a.py", typed, "python"), 2, 7, explicit=True)
     assert first.text == "urn result"
-    end = time.monotonic() + 2
-    while time.monotonic() < end and len(backend.calls) < 2:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
-    assert len(backend.calls) == 2  # the speculative next line
+    worker = engine.scheduler.models.worker
+    await until(lambda: len(backend.calls) >= 2 and worker.idle())
+    assert len(backend.calls) == 2  # the speculative next line, and nothing after it
     accepted = "def area(w, h):\n    result = w * h\n    return result\n    \n"
     nxt = await engine.complete(Document("u", "a.py", accepted, "python"), 3, 4)
     assert nxt.source == "typed" and nxt.text == "print(result)"
@@ -234,13 +248,30 @@ async def test_router_sends_explicit_requests_to_the_large_model():
     engine.close()
 
 
+async def test_a_new_large_model_closes_the_large_worker_and_cache_it_replaces():
+    engine = make_engine(FakeBackend())
+    closed: list[str] = []
+
+    class Cache(CompletionCache):
+        def close(self) -> None:
+            closed.append(self.identity)
+
+    engine.set_large(FakeBackend(responses={"def add": "first"}), Cache("large-1", None))
+    first = engine.scheduler.models.large
+    engine.set_large(FakeBackend(responses={"def add": "second"}), Cache("large-2", None))
+    assert closed == ["large-1"] and not first._thread.is_alive()
+    assert (await engine.complete(doc(), 4, 4, explicit=True)).text == "second"
+    engine.close()
+    assert closed == ["large-1", "large-2"]
+
+
 async def test_typing_what_the_model_is_generating_joins_it_instead_of_restarting():
     backend = FakeBackend(responses={"def add": "return a + b + a + b + a + b"}, ms_per_token=30)
     engine = make_engine(backend, speculate=False)
     first = asyncio.create_task(engine.complete(doc(), 4, 4))
-    while not backend.calls:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.07)  # a few tokens generated
+    await until(lambda: backend.calls)
+    worker = engine.scheduler.models.worker
+    await until(lambda: (job := worker.current()) is not None and len(job.partial) >= 4)  # a token generated
     typed = SOURCE.replace("    \n", "    re\n")
     second = await engine.complete(doc(typed), 4, 6)
     assert (await first).reason == "superseded"

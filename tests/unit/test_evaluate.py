@@ -159,7 +159,7 @@ def test_identifier_f1():
 
 
 def test_percentile_and_summaries():
-    assert metrics.percentile([], 95) == 0.0
+    assert metrics.percentile([], 95) is None
     assert metrics.percentile(list(range(1, 101)), 95) == 95
     assert metrics.percentile([5.0], 95) == 5.0
     records = [
@@ -301,6 +301,35 @@ def test_repo_command_with_the_fake_backend(tmp_path, capsys):
     assert evaluate.main(argv[:-2] + ["--json", str(again)], factory=fake_factory) == 0
     strip = lambda rs: [{k: v for k, v in r.items() if k != "latency_ms"} for r in rs]  # noqa: E731
     assert strip(json.loads(again.read_text())["records"]) == strip(report["records"])
+
+
+def test_adapter_mode_runs_the_last_mode_again_paired(tmp_path, capsys):
+    """--adapter: the same holes and retrieval with the adapter's model; its paired difference is reported."""
+    make_repo(tmp_path / "repo")
+    adapter = tmp_path / "a.gguf"
+    adapter.write_bytes(b"GGUF")
+    loaded = []
+
+    def factory(config):  # the "adapter" model answers nothing: every exact match is lost
+        loaded.append(config.model.adapter)
+        return (FakeBackend({"<|fim_middle|>": ""}) if config.model.adapter else FakeBackend()), QWEN, "fake"
+
+    out = tmp_path / "report.json"
+    argv = ["--repo", str(tmp_path / "repo"), "--limit", "8", "--adapter", str(adapter), "--json", str(out)]
+    assert evaluate.main(argv, factory=factory) == 0
+    assert loaded == ["", str(adapter)]
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"none", "repo", "repo+adapter"}
+    base = [r for r in report["records"] if r["mode"] == "repo"]
+    tuned = [r for r in report["records"] if r["mode"] == "repo+adapter"]
+    assert [(r["path"], r["line"], r["character"]) for r in base] == [(r["path"], r["line"], r["character"]) for r in tuned]
+    assert [r["context_chars"] for r in base] == [r["context_chars"] for r in tuned]  # the same retrieval
+    exact = report["paired"]["repo+adapter-vs-repo exact"]["all"]
+    assert exact["n"] == 8 and exact["delta"] == -sum(r["exact"] for r in base) / 8 and exact["better"] == 0
+    assert "repo+adapter-vs-repo edit_similarity" in report["paired"]
+    assert "repo+adapter-vs-repo exact:" in capsys.readouterr().out
+    assert evaluate.main(argv[:-4], factory=factory) == 0  # no adapter: no third mode
+    assert evaluate.main(["--repo", str(tmp_path / "repo"), "--adapter", str(tmp_path / "none.gguf")], factory=factory) == 2
 
 
 def test_humaneval_command_with_the_fake_backend(tmp_path, capsys):

@@ -55,8 +55,12 @@ def test_the_cursor_reports_where_it_snapped():
     assert not cursor_at(text, 1, 7).in_range
 
 
-def test_edits_over_cleaned_text_have_encodable_offsets():
-    old, new = clean_text("a\udc80b"), clean_text("a\udc80xb")
-    change = positions.diff_change(old, new)
-    assert change == positions.TextChange(2, 2, 3)
-    assert positions.byte_offset(new, change.new_end) == len(f"a{REPLACEMENT}x".encode())
+def test_line_start_counts_lines_across_chunks():
+    text = "".join(f"{'x' * (i % 50)}\r\n" if i % 3 else f"{'y' * (i % 7)}\n" for i in range(5000))
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    for line in (0, 1, 2, 350, 351, 4999, 5000):
+        assert positions.line_start(text, line) == starts[line]
+    assert positions.line_start(text, 5001) is None
+    assert positions.line_bounds(text, 1) == (1, 2)  # "x" before its "\r\n"
+    assert positions.line_bounds(text, 5000) == (len(text), len(text))
+    assert positions.line_start("", 0) == 0 and positions.line_start("", 1) is None

@@ -8,6 +8,7 @@ import pytest
 
 from slm_lsp.config import IndexConfig
 from slm_lsp.index import WorkspaceIndex
+from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import Snippet, cursor_context, retrieve
 
 SHAPES = '''"""Shapes and their measures."""
@@ -209,7 +210,7 @@ def test_the_budget_is_respected(index: WorkspaceIndex) -> None:
     prefix = MAIN_PREFIX + "        area = compute_area(shape)\n        edge = perimeter(shape)\n"
 
     def cost(snippets: tuple[Snippet, ...]) -> int:
-        return sum(len(s.text) // 3 + 1 + len(s.path) // 3 + 1 for s in snippets)
+        return sum(estimate_tokens(s.text) + estimate_tokens(s.path) for s in snippets)  # the default estimate
 
     everything = ask(index, prefix, "        due = total_due(", budget_tokens=100_000, min_score=0.0)
     for budget in (0, 20, 60, 120, 250):

@@ -145,12 +145,3 @@ def test_utf16_columns_and_clamping():
     assert not positions.cursor_at(text, 0, 50).in_range
     assert positions.codepoints_to_utf16("a😀b", 3) == 4
 
-
-def test_diff_change_finds_the_single_span():
-    old = "def sub(a, b):\n    pass\n"
-    new = "def add(a, b):\n    pass\n"
-    change = positions.diff_change(old, new)
-    assert (change.start, change.old_end, change.new_end) == (4, 7, 7)
-    assert positions.diff_change(old, old) is None
-    ins = positions.diff_change("abc", "abXc")
-    assert (ins.start, ins.old_end, ins.new_end) == (2, 2, 3)

@@ -38,7 +38,8 @@ def test_a_key_runs_once_with_its_last_text_after_the_quiet_time():
     debouncer.put("file:///b.py", Path("b.py"), "b")
     assert calls == []  # nothing while keys keep coming
     assert done.wait(5)
-    time.sleep(0.2)
+    with debouncer._wake:
+        assert not debouncer._pending  # nothing left to run: each key ran once
     assert sorted(calls) == [(Path("a.py"), "a4"), (Path("b.py"), "b")]
     assert len(threads) == 1  # one thread for every key, not a timer per edit
     debouncer.close()
@@ -50,7 +51,9 @@ def test_closed_means_nothing_more_runs():
     debouncer.put("k", Path("x.py"), "pending")
     debouncer.close()
     debouncer.put("k", Path("x.py"), "after")
-    time.sleep(0.2)
+    assert debouncer._thread is not None
+    debouncer._thread.join(5)
+    assert not debouncer._thread.is_alive()  # the thread has ended: nothing can run any more
     assert calls == []
 
 

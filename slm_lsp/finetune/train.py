@@ -1,0 +1,275 @@
+"""LoRA training of the completion model on fill-in-the-middle examples.
+
+The base model is read from its GGUF by transformers (dequantized to float32,
+bfloat16 on a GPU), peft adds LoRA to every attention and MLP projection, and
+a plain loop trains one example per step (gradient accumulation for larger
+batches), the loss on the completion tokens only. It runs through
+``accelerate``: alone on the CPU or a GPU, or unchanged under ``accelerate
+launch`` on several GPUs or nodes (each process takes every n-th example;
+the main process writes).
+
+Each step's loss, tokens a second and the time left go to stderr on one line;
+the LoRA weights and the optimizer state (never the base model) are saved as a
+checkpoint every ``checkpoint_every`` steps and at the end; ``resume`` goes on
+from the last checkpoint with the same example order. Training stops cleanly at
+``steps``, at the time limit (before a step that would overrun it) or at Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+import torch
+
+from slm_lsp.finetune.dataset import Example
+from slm_lsp.paths import private_dir
+
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+IGNORE = -100  # label of a token that is not learned (the prompt)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rank: int = 16  # LoRA rank
+    alpha: float = 32.0  # LoRA alpha: the update is scaled by alpha / rank
+    learning_rate: float = 2e-4
+    steps: int = 0  # optimizer steps; 0: as many as the time limit allows
+    minutes: float = 60.0  # time limit for training (loading and validation not counted)
+    accumulate: int = 1  # examples per optimizer step
+    checkpoint_every: int = 25  # optimizer steps between checkpoints
+    max_tokens: int = 2048  # longer examples lose prompt tokens from the start
+    prompt_grad: bool = False  # back-propagate through the prompt too (exact gradient, about 3x slower)
+    warmup_steps: int = 10  # linear learning-rate warm-up
+    seed: int = 0
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    labels: list[int]
+
+
+def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded:
+    """Prompt tokens (not learned), then the completion's and the end token (learned).
+    The prompt is tokenized on its own, as llama.cpp tokenizes it; a long one is cut from the start."""
+    prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+    target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
+    prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
+    return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
+
+
+def load_base(model_path: Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from a GGUF file, dequantized by transformers."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path.parent, gguf_file=model_path.name)
+    model = AutoModelForCausalLM.from_pretrained(model_path.parent, gguf_file=model_path.name, dtype=dtype)
+    return model, tokenizer
+
+
+def add_lora(model, settings: Settings):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0, target_modules=list(TARGETS), bias="none",
+        task_type="CAUSAL_LM",
+    )  # fmt: skip
+    return get_peft_model(model, config)
+
+
+def lora_state(model) -> dict[str, torch.Tensor]:
+    """The LoRA weights only, on the CPU, in float32."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def example_loss(model, item: Encoded, device, prompt_grad: bool = True) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over the learned tokens of one example, and their count.
+
+    Without `prompt_grad` the prompt runs first without gradients (its keys and values
+    kept in the cache) and only the completion is back-propagated: the same loss, a
+    truncated gradient (nothing flows through the prompt's keys and values), and on
+    long prompts about three times faster."""
+    learned = sum(label != IGNORE for label in item.labels)
+    split = len(item.ids) - learned - 1  # the last prompt token predicts the first learned one
+    if prompt_grad or split < 1:
+        ids, labels = torch.tensor([item.ids], device=device), torch.tensor([item.labels], device=device)
+        return model(input_ids=ids, labels=labels).loss, learned
+    with torch.no_grad():
+        cache = model(input_ids=torch.tensor([item.ids[:split]], device=device), use_cache=True).past_key_values
+    rest = torch.tensor([item.ids[split:]], device=device)
+    logits = model(input_ids=rest, past_key_values=cache, use_cache=True).logits[0, :-1].float()
+    target = torch.tensor(item.labels[split + 1 :], device=device)
+    return torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE), learned
+
+
+@torch.no_grad()
+def mean_loss(model, items: Sequence[Encoded], device) -> float:
+    """The token-weighted loss over examples (validation)."""
+    model.eval()
+    total, count = 0.0, 0
+    for item in items:
+        loss, n = example_loss(model, item, device)
+        total, count = total + float(loss) * n, count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def order(n: int, step: int, seed: int) -> int:
+    """The example for a global position: a fresh seeded permutation every pass."""
+    rounds, index = divmod(step, n)
+    permutation = list(range(n))
+    random.Random(seed * 1_000_003 + rounds).shuffle(permutation)
+    return permutation[index]
+
+
+def checkpoints(directory: Path) -> list[Path]:
+    return sorted(directory.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, settings: Settings, keep: int = 2) -> Path:
+    """LoRA weights and optimizer state; written whole, then renamed; the oldest beyond `keep` removed."""
+    private_dir(directory)
+    path = directory / f"step-{step}.pt"
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "lora": lora_state(model), "optimizer": optimizer.state_dict(),
+                "settings": asdict(settings)}, tmp)  # fmt: skip
+    os.replace(tmp, path)
+    for old in checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, model, optimizer) -> int:
+    from peft import set_peft_model_state_dict
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    set_peft_model_state_dict(model, state["lora"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+class Progress:
+    """One rewritten line on stderr: step, loss, tokens a second, elapsed and time left."""
+
+    def __init__(self, total_steps: int, limit_s: float, out: TextIO | None = sys.stderr) -> None:
+        self.total, self.limit, self.out = total_steps, limit_s, out
+        self.started, self.tokens, self.smoothed = time.monotonic(), 0, math.nan
+
+    def update(self, step: int, done_here: int, loss: float, tokens: int) -> None:
+        self.tokens += tokens
+        self.smoothed = loss if math.isnan(self.smoothed) else 0.9 * self.smoothed + 0.1 * loss
+        if self.out is None:
+            return
+        elapsed = time.monotonic() - self.started
+        left = self.limit - elapsed
+        if self.total:
+            left = min(left, elapsed / max(done_here, 1) * (self.total - step))
+        of = f"/{self.total}" if self.total else ""
+        rate = self.tokens / max(elapsed, 1e-9)
+        self.out.write(f"\rstep {step}{of} loss {loss:.3f} (avg {self.smoothed:.3f}) {rate:.0f} tok/s "
+                       f"elapsed {_clock(elapsed)} left {_clock(max(left, 0))}  ")  # fmt: skip
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.out is not None:
+            self.out.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
+def train(
+    model,
+    items: Sequence[Encoded],
+    settings: Settings,
+    checkpoint_dir: Path,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    progress: TextIO | None = sys.stderr,
+) -> dict:
+    """Train `model` (peft) on `items`; returns what happened (steps, seconds, tokens, stop reason)."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(gradient_accumulation_steps=settings.accumulate)
+    torch.manual_seed(settings.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+    start_step = 0
+    found = checkpoints(checkpoint_dir) if resume else []
+    if found:
+        start_step = load_checkpoint(found[-1], model, optimizer)
+        log(f"resuming from step {start_step} ({found[-1].name})")
+    warm = max(settings.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + start_step + 1) / warm))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    mine = list(items[accelerator.process_index :: accelerator.num_processes]) or list(items)
+    limit_s = settings.minutes * 60
+    bar = Progress(settings.steps, limit_s, progress if accelerator.is_main_process else None)
+    stop = {"reason": ""}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(reason="interrupted"))
+    step, started, tokens, step_s = start_step, time.monotonic(), 0, 0.0
+    try:
+        while not stop["reason"]:
+            if settings.steps and step >= settings.steps:
+                stop["reason"] = "steps"
+            elif time.monotonic() - started + step_s > limit_s:
+                stop["reason"] = "time limit"
+            if _any_process(accelerator, bool(stop["reason"])):
+                stop["reason"] = stop["reason"] or "another process stopped"
+                break
+            t0 = time.monotonic()
+            loss, step_tokens = _step(accelerator, model, optimizer, mine, step, settings)
+            scheduler.step()
+            step, tokens = step + 1, tokens + step_tokens
+            step_s = time.monotonic() - t0
+            bar.update(step, step - start_step, loss, step_tokens)
+            if step % settings.checkpoint_every == 0 and accelerator.is_main_process:
+                save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.finish()
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process and step > start_step:
+        save_checkpoint(checkpoint_dir, step, unwrapped, optimizer, settings)
+    seconds = time.monotonic() - started
+    return {"steps": step, "new_steps": step - start_step, "seconds": round(seconds, 1), "tokens": tokens,
+            "stopped": stop["reason"], "main": accelerator.is_main_process,
+            "device": str(accelerator.device)}  # fmt: skip
+
+
+def _step(accelerator, model, optimizer, mine: Sequence[Encoded], step: int, settings: Settings) -> tuple[float, int]:
+    """One optimizer step over `accumulate` examples: (their mean loss, their tokens)."""
+    losses, tokens = [], 0
+    for micro in range(settings.accumulate):
+        item = mine[order(len(mine), step * settings.accumulate + micro, settings.seed)]
+        with accelerator.accumulate(model):
+            loss, _ = example_loss(model, item, accelerator.device, settings.prompt_grad)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+        losses.append(loss.detach().item())
+        tokens += len(item.ids)
+    return sum(losses) / len(losses), tokens
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    """True when any process wants to stop (all processes must leave the loop together)."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)

@@ -1,0 +1,164 @@
+"""LoRA training and export on a tiny random Qwen2 (no model file): the loss falls,
+checkpoints resume to the same weights, the time limit stops cleanly, and the
+adapter GGUF has llama.cpp's names, shapes and metadata."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from slm_lsp.finetune import export, train  # noqa: E402
+
+ITEMS = [
+    train.Encoded([1, 2, 3, 4, 5, 6, 7], [-100, -100, -100, -100, 5, 6, 7]),
+    train.Encoded([9, 8, 7, 6, 5], [-100, -100, -100, 6, 5]),
+]
+
+
+def tiny_model(settings: train.Settings):
+    config = transformers.Qwen2Config(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.3,  # room for confident logits
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return train.add_lora(transformers.Qwen2ForCausalLM(config), settings)
+
+
+def run(model, settings, directory: Path, resume: bool = False, lines: list | None = None) -> dict:
+    log = (lines if lines is not None else []).append
+    return train.train(model, ITEMS, settings, directory, resume=resume, log=log, progress=io.StringIO())
+
+
+def test_the_loss_falls_on_the_completion_tokens(tmp_path):
+    settings = train.Settings(rank=4, alpha=8, steps=40, learning_rate=5e-2, warmup_steps=1, checkpoint_every=100)
+    model = tiny_model(settings)
+    before = train.mean_loss(model, ITEMS, "cpu")
+    result = run(model, settings, tmp_path)
+    assert result["stopped"] == "steps" and result["steps"] == 40
+    assert train.mean_loss(model, ITEMS, "cpu") < before / 2
+    assert [p.name for p in train.checkpoints(tmp_path)] == ["step-40.pt"]
+
+
+def test_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path):
+    settings = train.Settings(rank=4, alpha=8, steps=6, learning_rate=1e-2, warmup_steps=3, checkpoint_every=2)
+    whole = tiny_model(settings)
+    run(whole, settings, tmp_path / "whole")
+    first = tiny_model(settings)
+    run(first, train.Settings(**{**settings.__dict__, "steps": 4}), tmp_path / "parts")
+    second, lines = tiny_model(settings), []
+    result = run(second, settings, tmp_path / "parts", resume=True, lines=lines)
+    assert lines == ["resuming from step 4 (step-4.pt)"] and result["new_steps"] == 2
+    a, b = train.lora_state(whole), train.lora_state(second)
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not all(torch.allclose(a[k], train.lora_state(first)[k]) for k in a)  # the last two steps did something
+
+
+def test_the_prompt_without_gradients_gives_the_same_loss():
+    model = tiny_model(train.Settings(rank=4, alpha=8))
+    for item in ITEMS:
+        full, n = train.example_loss(model, item, "cpu", prompt_grad=True)
+        split, m = train.example_loss(model, item, "cpu", prompt_grad=False)
+        assert n == m and torch.allclose(full, split, atol=1e-5), (full, split)
+        split.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
+        model.zero_grad()
+
+
+def test_the_time_limit_stops_before_a_step(tmp_path):
+    settings = train.Settings(rank=4, alpha=8, minutes=0.0)
+    result = run(tiny_model(settings), settings, tmp_path)
+    assert result["stopped"] == "time limit" and result["steps"] == 0
+    assert not train.checkpoints(tmp_path)  # nothing trained, nothing saved
+
+
+def test_encode_learns_the_completion_and_the_end_token_only():
+    class Tokenizer:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+    from slm_lsp.finetune.dataset import Example
+
+    item = train.encode(Tokenizer(), Example("a.py", "line", "abcdef", "xy"), 0, 6)
+    assert item.ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
+    assert item.labels == [-100] * 3 + [ord("x"), ord("y"), 0]
+
+
+def test_adapter_names_shapes_and_metadata(tmp_path):
+    settings = train.Settings(rank=4, alpha=8)
+    state = {k: v.numpy() for k, v in train.lora_state(tiny_model(settings)).items()}
+    path = export.write_adapter(tmp_path / "a.gguf", state, 8.0, "qwen2")
+    meta, tensors = export.read_adapter(path)
+    assert meta["general.type"] == "adapter" and meta["adapter.type"] == "lora"
+    assert meta["general.architecture"] == "qwen2" and meta["adapter.lora.alpha"] == 8.0
+    assert len(tensors) == 2 * 2 * 7  # two layers, seven projections, A and B
+    a, b = tensors["blk.1.attn_k.weight.lora_a"], tensors["blk.1.attn_k.weight.lora_b"]
+    assert a.shape == (4, 32) and b.shape == (16, 4)  # (rank, in) and (out, rank): llama.cpp's ne (in, rank), (rank, out)
+    assert tensors["blk.0.ffn_down.weight.lora_a"].shape == (4, 48)
+    peft_b = state["base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight"]
+    assert np.array_equal(b, peft_b)
+
+
+def test_names_and_mismatches():
+    assert export.gguf_name("base_model.model.model.layers.12.mlp.up_proj.lora_A.weight") == "blk.12.ffn_up.weight.lora_a"
+    assert export.gguf_name("model.layers.0.self_attn.o_proj.lora_B.default.weight") == "blk.0.attn_output.weight.lora_b"
+    with pytest.raises(export.ExportError):
+        export.gguf_name("base_model.model.lm_head.lora_A.weight")
+    a = np.zeros((4, 8), np.float32)
+    with pytest.raises(export.ExportError):
+        export.adapter_tensors({"model.layers.0.self_attn.q_proj.lora_A.weight": a})
+    with pytest.raises(export.ExportError):
+        export.adapter_tensors({"model.layers.0.self_attn.q_proj.lora_A.weight": a,
+                                "model.layers.0.self_attn.q_proj.lora_B.weight": np.zeros((8, 3), np.float32)})  # fmt: skip
+
+
+def test_agreement_counts_completion_positions_only():
+    torch_picks = [np.array([5, 5, 1, 2, 3, 9])]
+    llama_picks = [np.array([0, 0, 1, 2, 4, 0])]
+    found = export.agreement(torch_picks, llama_picks, [2])  # the prompt is 3 tokens; the last pick is past the end
+    assert (found.positions, found.same) == (3, 2)
+
+
+DDP_SCRIPT = """
+import io, json, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tests.unit.test_finetune_train import ITEMS, tiny_model
+from slm_lsp.finetune import train
+settings = train.Settings(rank=4, alpha=8, steps=5, learning_rate=1e-2, warmup_steps=1, checkpoint_every=100)
+model = tiny_model(settings)
+result = train.train(model, ITEMS, settings, Path({out!r}), log=lambda line: None, progress=io.StringIO())
+print(json.dumps(result))
+"""
+
+
+def test_the_same_loop_runs_distributed_on_two_processes(tmp_path):
+    """Two processes as `accelerate launch --multi_gpu` starts them (torch.distributed.run; here on
+    the CPU, gloo): each trains on its share, they stop together, the main process writes."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(repo=str(Path(__file__).parents[2]), out=str(tmp_path / "ck")))
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+              "--master_port", str(port), str(script)]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}  # what `accelerate launch --cpu` sets
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["main"] for r in results) == [False, True]
+    assert all(r["steps"] == 5 and r["stopped"] == "steps" for r in results)
+    assert [p.name for p in train.checkpoints(tmp_path / "ck")] == ["step-5.pt"]  # written once, by the main process
