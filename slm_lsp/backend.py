@@ -211,7 +211,7 @@ class Worker:
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+\w+\s*\(([^)]*)\)[^:]*:\s*$", re.M)
 
 
-KEEP_CALLS = 1000  # the fake backend's request log, for tests: the newest this many
+KEEP_CALLS = 50  # the fake backend's request log, for tests: the newest this many (a soak stays flat)
 
 
 class FakeBackend:
