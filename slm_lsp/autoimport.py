@@ -20,10 +20,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from tree_sitter import Node
+
 from .indexing.header import head_of, import_spans
 from .indexing.model import Definition, FileSymbols, Import
 from .indexing.free_names import free_names
-from .indexing.symbols import extract
+from .indexing.symbols import extract, symbols_of
 from .indexing.tables import local_names
 
 LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
@@ -45,11 +47,12 @@ class ImportIndex(Protocol):
     def importers_of(self, name: str) -> list[tuple[str, Import]]: ...
 
 
-def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: int) -> list[Hint]:
+def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: int, root: Node | None = None) -> list[Hint]:
     """With the cursor on `row` in (or just below) the file's import block: how to import the names
     the code uses but neither imports nor defines (`indexing.free_names`), best first: as most other files
     import each name (never the file's own module, never `import a.b`: it binds `a`), else by the
-    module its defining file is imported as, else, for a standard-library module, `import name`."""
+    module its defining file is imported as, else, for a standard-library module, `import name`.
+    `root`: the document's current syntax tree, when there is one (else it is parsed here)."""
     if own.language not in LANGUAGES:
         return []
     spans = import_spans(own.language, head_of(document))
@@ -57,10 +60,12 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     if row > last + 2 and not (last < 0 and row < 5):
         return []
     # the whole file's definitions; for Python `free_names` already leaves out every name the file binds (one parse)
-    defined = extract(own.path, own.language, document).definitions if own.language != "python" else ()
+    defined: tuple[Definition, ...] = ()
+    if own.language != "python":
+        defined = (symbols_of(own.path, own.language, root) if root else extract(own.path, own.language, document)).definitions
     bound = {n for imp in own.imports for n in local_names(imp)} | {d.name for d in own.definitions + defined}
     itself = _module_of(own.path)
-    wanted = [n for n in free_names(document, last + 1, own.language) if n not in bound]
+    wanted = [n for n in free_names(document, last + 1, own.language, root) if n not in bound]
     groups: dict[tuple[str, str], list[str]] = {}  # (module, alias) -> names; "" name: the module itself
     importers: Counter[tuple[tuple[str, str], str]] = Counter()
     homes: dict[str, tuple[str, str]] = {}  # defining file -> (module, alias) it is imported as
@@ -205,6 +210,14 @@ def _statement(language: str, module: str, alias: str, names: list[str]) -> str:
 
 
 # -- the statement on the cursor's line --------------------------------------------------------
+
+
+def complete_line(
+    language: str, document: str, row: int, line_prefix: str, line_suffix: str, hints: Sequence[Hint]
+) -> str | None:
+    """`suggest` over the hints (best first) written in the file's own style."""
+    statements = render(language, hints, single_name_style(language, document))
+    return suggest(language, document, row, line_prefix, line_suffix, statements)
 
 
 def suggest(language: str, document: str, row: int, line_prefix: str, line_suffix: str, statements: Sequence[str]) -> str | None:

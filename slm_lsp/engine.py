@@ -208,12 +208,12 @@ class Engine:
 
     def _import_line(self, doc: Document, ctx: Context, prompt: Prompt) -> str | None:
         """In the import block: the statement the workspace's import hints make certain (no model)."""
-        hints = sorted((s for s in prompt.snippets if s.kind == "import"), key=lambda s: -s.score)
-        if not hints:
+        shown = sorted((s for s in prompt.snippets if s.imports), key=lambda s: -s.score)
+        if not shown:
             return None
-        statements = [line for s in hints for line in s.text.split("\n") if line]
+        hints = [hint for s in shown for hint in s.imports]
         try:
-            return autoimport.suggest(doc.language, doc.text, ctx.row, ctx.line_prefix, ctx.line_suffix, statements)
+            return autoimport.complete_line(doc.language, doc.text, ctx.row, ctx.line_prefix, ctx.line_suffix, hints)
         except Exception:  # an extra, like retrieval: the model answers instead
             log.exception("autoimport failed")
             return None

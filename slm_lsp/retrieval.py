@@ -24,13 +24,15 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from tree_sitter import Node
+
 from . import autoimport, bm25
 from .indexing.chunks import STOPWORDS, identifier_tokens
 from .indexing.header import head_of
 from .indexing.model import Chunk, Definition, FileSymbols
 from .indexing.outline import definition_text
 from .indexing.reach import NameUse, note_uses, reach_of
-from .indexing.symbols import extract
+from .indexing.symbols import extract, symbols_of
 from .indexing.tables import LexicalView
 from .languages import TEXT, detect_language
 from .prompt import estimate_tokens
@@ -50,7 +52,8 @@ class Snippet:
     text: str
     score: float
     start_line: int
-    kind: str  # "definition" | "module" | "similar" | "recent"
+    kind: str  # "definition" | "module" | "similar" | "recent" | "import"
+    imports: tuple[autoimport.Hint, ...] = ()  # kind "import": the hints its text shows, best first
 
 
 @dataclass(frozen=True)
@@ -82,23 +85,25 @@ def retrieve(
     document: str = "",
     row: int = -1,
     count_tokens: Callable[[str], int] = estimate_tokens,
+    root: Node | None = None,
 ) -> tuple[Snippet, ...]:
     """The snippets worth their tokens for a completion at the cursor, in a stable order.
 
     `document` is the whole buffer (its imports, the names it uses) and `row` the cursor's line;
-    without them, the prefix stands in.
+    without them, the prefix stands in. `root`: the document's current syntax tree (the
+    document layer's), so that nothing here parses the buffer again.
     """
     if budget_tokens <= 0:
         return ()
     above, below = cursor_context(prefix, suffix)
     candidates: list[_Candidate] = []
     if language != TEXT:
-        own = own_symbols(index, path, language, head_of(document) if document else prefix)
+        own = own_symbols(index, path, language, head_of(document) if document else prefix, root if document else None)
         uses = names_near_cursor(above, line_prefix, below)
         candidates += definition_candidates(index, own, language, uses)
         candidates += module_candidates(index, own, language, uses)
         if document and row >= 0:
-            candidates += import_candidates(index, own, document, row)
+            candidates += import_candidates(index, own, document, row, root)
     query = identifier_tokens(above + "\n" + below)
     if len(query) >= 3:
         scorer = Scorer(index.lexical(query), query)
@@ -115,10 +120,14 @@ def cursor_context(prefix: str, suffix: str) -> tuple[str, str]:
     return "\n".join(above), "\n".join(below)
 
 
-def own_symbols(index: IndexView, path: str, language: str, text: str) -> FileSymbols:
-    """The current file's definitions and imports: as indexed, plus those in the buffer's head (maybe unsaved)."""
+def own_symbols(index: IndexView, path: str, language: str, text: str, root: Node | None = None) -> FileSymbols:
+    """The current file's definitions and imports: as indexed, plus those of the buffer (maybe
+    unsaved): all of it from its tree `root`, else its head parsed here."""
     indexed = index.symbols(path) or FileSymbols(path, language)
-    head = extract(path, language, "\n".join(text.split("\n", HEAD_LINES)[:HEAD_LINES]))
+    if root is not None:
+        head = symbols_of(path, language, root)
+    else:
+        head = extract(path, language, "\n".join(text.split("\n", HEAD_LINES)[:HEAD_LINES]))
     imports = tuple(dict.fromkeys(indexed.imports + head.imports))
     return FileSymbols(path, language, indexed.definitions + head.definitions, imports)
 
@@ -195,20 +204,22 @@ def module_candidates(
 IMPORT_SCORE = 0.9
 
 
-def import_candidates(index: IndexView, own: FileSymbols, document: str, row: int) -> list[_Candidate]:
+def import_candidates(
+    index: IndexView, own: FileSymbols, document: str, row: int, root: Node | None = None
+) -> list[_Candidate]:
     """In a file's import block: how other files import the names this file uses but neither
     imports nor defines (`autoimport.missing_imports`), in the file's own import style. A file's
     snippet scores by its best hint (a hair lower per rank), so the engine can read them best first."""
-    hints = autoimport.missing_imports(index, own, document, row)
+    hints = autoimport.missing_imports(index, own, document, row, root)
     single = autoimport.single_name_style(own.language, document)
-    by_path: dict[str, list[str]] = {}
+    by_path: dict[str, list[autoimport.Hint]] = {}
     rank: dict[str, int] = {}
     for i, hint in enumerate(hints):
-        by_path.setdefault(hint.path, []).extend(autoimport.render(own.language, [hint], single))
+        by_path.setdefault(hint.path, []).append(hint)
         rank.setdefault(hint.path, i)
     return [
-        _Candidate(Snippet(p, "\n".join(lines), IMPORT_SCORE - rank[p] / 1000, 0, "import"), 0)
-        for p, lines in sorted(by_path.items())
+        _Candidate(Snippet(p, "\n".join(autoimport.render(own.language, found, single)), IMPORT_SCORE - rank[p] / 1000, 0, "import", tuple(found)), 0)
+        for p, found in sorted(by_path.items())
     ]
 
 

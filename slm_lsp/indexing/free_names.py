@@ -13,6 +13,8 @@ import keyword
 import re
 from collections import Counter
 
+from tree_sitter import Node
+
 from ..syntax import mask_literals
 from .symbols import parse
 
@@ -22,12 +24,12 @@ _USED_BYTES = re.compile(rb"[ \t]*[(.]")
 _NOT_IMPORTED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "this"}
 
 
-def free_names(document: str, from_row: int, language: str) -> list[str]:
+def free_names(document: str, from_row: int, language: str, root: Node | None = None) -> list[str]:
     """Free names the code from `from_row` on uses as imported names are used, most used first:
     capitalised, called, `name.` or a decorator; names the file binds anywhere (parameters,
     assignments, loop targets, local imports) are not free. Python by its syntax tree; other
-    languages by a rough lexer."""
-    if language == "python" and (root := parse(language, document)) is not None:
+    languages by a rough lexer. `root`: the document's syntax tree when the caller has it."""
+    if language == "python" and (root := root or parse(language, document)) is not None:
         counts, bound = _python_names(root, from_row)
     else:
         body, _ = mask_literals("\n".join(document.split("\n")[from_row:]), language)

@@ -157,9 +157,22 @@ def test_the_engine_answers_an_import_line_from_the_index_without_the_model(tmp_
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("slm_lsp.autoimport.suggest", broken)  # a bug in an extra never fails the request
+    monkeypatch.setattr("slm_lsp.autoimport.complete_line", broken)  # a bug in an extra never fails the request
     assert asyncio.run(engine.complete(doc, 2, len(typed))).source == "none"
 
+
+
+def test_the_engine_reads_the_hints_not_the_snippet_text() -> None:
+    """Retrieval hands structured hints; what the prompt shows of them is never parsed back."""
+    from slm_lsp.retrieval import Snippet
+
+    hint = Hint("pkg.cache", "", ("SafeFileCache",), "pkg/other.py")
+    engine = Engine(Config(), QWEN, backend=None, cache=None)
+    engine.retriever = lambda doc, ctx: (Snippet("pkg/other.py", "# shown to the model", 0.9, 0, "import", (hint,)),)
+    text = "import os\n\nfrom pkg.\n\n\ndef get():\n    return SafeFileCache(os.sep)\n"
+    doc = Document("file:///w/pkg/download.py", "pkg/download.py", text, "python")
+    completion = asyncio.run(engine.complete(doc, 2, len("from pkg.")))
+    assert (completion.text, completion.source) == ("cache import SafeFileCache", "import")
 
 
 def test_a_file_that_imports_its_neighbours_relatively_gets_relative_hints_for_them(tmp_path: Path) -> None:

@@ -338,6 +338,30 @@ def test_in_the_import_block_other_files_show_how_they_import_the_names_used_bel
     assert hints == [("pkg/session.py", "from pkg.cache import SafeFileCache, is_from_cache\nimport logging")]
 
 
+def test_with_the_documents_tree_retrieval_parses_nothing_of_the_buffer(tmp_path: Path, monkeypatch) -> None:
+    """The document layer's tree is used for the file's own symbols and its free names."""
+    from slm_lsp import autoimport, retrieval
+    from slm_lsp.indexing import free_names, symbols
+
+    index = build(tmp_path, IMPORTERS)
+    root = symbols.parse("python", DOWNLOAD)
+    expected = ask_in(index, DOWNLOAD, 4)
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the buffer was parsed again")
+
+    for module, name in ((free_names, "parse"), (retrieval, "extract"), (autoimport, "extract")):
+        monkeypatch.setattr(module, name, no_parse)
+    lines = DOWNLOAD.split("\n")
+    found = retrieve(
+        index, "pkg/download.py", "python", "\n".join(lines[:4]) + "\n", "", "\n" + "\n".join(lines[5:]),
+        budget_tokens=1000, min_score=0.2, document=DOWNLOAD, row=4, root=root,
+    )  # fmt: skip
+    assert [s for s in found if s.kind == "import"] == [s for s in expected if s.kind == "import"]
+    (hint_snippet,) = [s for s in found if s.kind == "import"]
+    assert [h.names for h in hint_snippet.imports] == [("SafeFileCache", "is_from_cache"), ()]
+
+
 def test_no_import_hints_below_the_import_block_or_in_the_own_module(tmp_path: Path) -> None:
     index = build(tmp_path, IMPORTERS)
     assert not [s for s in ask_in(index, DOWNLOAD, 9) if s.kind == "import"]
