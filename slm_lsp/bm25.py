@@ -6,7 +6,7 @@ normalisation alone. A document's score is the IDF weight of the query tokens it
 times that normalisation (capped at 1), over the query's whole weight: 1.0 means it holds
 every query token and is no longer than average. Used for the workspace's chunks
 (``retrieval``, statistics from the index) and for the parts of the current file
-(``filecontext``, statistics over the file's own segments). Pure.
+(``context.file``, statistics over the file's own segments). Pure.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["eval"]:  # its own parser: `slm-lsp eval --repo DIR ...` (a leading `--` is fine too)
-        from slm_lsp.evaluate import main as eval_main
+        from slm_lsp.evaluation.command import main as eval_main
 
         rest = argv[1:]
         return eval_main(rest[1:] if rest[:1] == ["--"] else rest)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "model":
         return _model(args.name)
     if args.command == "index":
-        from slm_lsp.index import index_command
+        from slm_lsp.indexing.index import index_command
 
         return index_command(args.root, args.store)
     if args.command == "config":
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return config_command(args.file, machine=args.json)
     if args.command == "eval":
-        from slm_lsp.evaluate import main as eval_main
+        from slm_lsp.evaluation.command import main as eval_main
 
         return eval_main(args.args)
     from slm_lsp.server import run

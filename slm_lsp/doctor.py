@@ -10,7 +10,7 @@ from typing import TextIO
 
 from slm_lsp import __version__, gguf, languages, models, paths, templates
 from slm_lsp.config import load
-from slm_lsp.runtime import cache_dir
+from slm_lsp.session import cache_dir
 
 
 def doctor(workspace: Path | None = None, out: TextIO = sys.stdout, load_model: bool = True) -> int:

@@ -21,7 +21,7 @@ from slm_lsp.backend import Backend, Request
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config
 from slm_lsp.context import Context, Mode
-from slm_lsp.filecontext import FileContext, file_context
+from slm_lsp.context.file import FileContext, file_context
 from slm_lsp.postprocess import postprocess
 from slm_lsp.prompt import Prompt, PromptBudget, build_prompt, estimate_tokens
 from slm_lsp.scheduler import Scheduler

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from slm_lsp.context import Context
 from slm_lsp.secrets import mask_credentials
-from slm_lsp.filecontext import FileContext
+from slm_lsp.context.file import FileContext
 from slm_lsp.templates import FimTemplate
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ Nothing is cached (memory or disk) for a prompt or a text that held a
 credential (``secrets.cacheable``).
 
 Threads: the public methods run on the event loop's thread (``set_models`` and
-``set_large`` too: the runtime builds a model on its loader thread and hands it
+``set_large`` too: the session builds a model on its loader thread and hands it
 to the event loop to swap in). Done-callbacks of
 the model's futures (``_store``, ``_store_next_line``) run on the model thread;
 they touch only the cache (locked) and ``Worker.submit`` (locked).

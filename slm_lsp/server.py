@@ -1,4 +1,9 @@
-"""The LSP server: thin handlers over the engine. The only module importing pygls."""
+"""The LSP server: thin handlers over the engine. The only module importing pygls.
+
+Over 300 lines because every LSP method the server answers is here, each a few
+lines, with the protocol's own rules (one answer per request, errors in one line);
+what they call lives in session, documents and engine.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from slm_lsp import __version__, jsonrpc, positions, transport
 from slm_lsp.config import client_enable, load
 from slm_lsp.documents import Change, Documents
 from slm_lsp.engine import Completion
-from slm_lsp.runtime import BackendFactory, Runtime, default_backend_factory
+from slm_lsp.session import BackendFactory, Session, default_backend_factory
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +116,12 @@ class SlmProtocol(LanguageServerProtocol):
 
 
 class SlmServer(LanguageServer):
-    """Owns the runtime (config, model, cache, index) and the open documents."""
+    """Owns the session (config, model, cache, index) and the open documents."""
 
     def __init__(self, backend_factory: BackendFactory) -> None:
         sync_kind = types.TextDocumentSyncKind.Incremental
         super().__init__("slm-lsp", __version__, text_document_sync_kind=sync_kind, protocol_cls=SlmProtocol)
-        self.runtime = Runtime(
+        self.session = Session(
             backend_factory, notify=self.notify_status, show=self.show_error, progress=self.progress,
             on_loop=self._call_soon,
         )  # fmt: skip
@@ -206,49 +211,49 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
         options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
         ls.client_settings = options
         config, problems = load(ls.root, options)
-        ls.runtime.configure(config, ls.root, problems)
+        ls.session.configure(config, ls.root, problems)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: SlmServer, params: types.InitializedParams) -> None:
-        ls.runtime.start()
+        ls.session.start()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: SlmServer, *args) -> None:
-        ls.runtime.close()
+        ls.session.close()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SlmServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        ls.runtime.opened(ls.documents.open(item.uri, item.text, item.language_id, item.version))
+        ls.session.opened(ls.documents.open(item.uri, item.text, item.language_id, item.version))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SlmServer, params: types.DidChangeTextDocumentParams) -> None:
         uri, version = params.text_document.uri, params.text_document.version
         cursor = ls.documents.change(uri, version, [_change(event) for event in params.content_changes])
-        ls.runtime.edited(ls.documents.get(uri), cursor)
+        ls.session.edited(ls.documents.get(uri), cursor)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: SlmServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.runtime.saved(ls.documents.get(params.text_document.uri))
+        ls.session.saved(ls.documents.get(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: SlmServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
-        ls.runtime.closed(params.text_document.uri)
+        ls.session.closed(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: SlmServer, params: types.DidChangeWatchedFilesParams) -> None:
-        ls.runtime.files_changed([(to_fs_path(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes])
+        ls.session.files_changed([(to_fs_path(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: SlmServer, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings.get("slm", params.settings) if isinstance(params.settings, dict) else {}
         settings = settings if isinstance(settings, dict) else {}
         if client_enable(settings) not in (None, client_enable(ls.client_settings)):
-            ls.runtime.clear_toggle()  # the user changed the setting itself: the newest word on enabling
+            ls.session.clear_toggle()  # the user changed the setting itself: the newest word on enabling
         ls.client_settings = settings
         config, problems = load(ls.root, settings)
-        ls.runtime.reconfigure(config, problems)
+        ls.session.reconfigure(config, problems)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -276,11 +281,11 @@ def create_server(backend_factory: BackendFactory = default_backend_factory) -> 
 
     @server.command("slm.toggle")
     def toggle(ls: SlmServer, *args) -> dict[str, bool]:
-        return {"enabled": ls.runtime.toggle()}
+        return {"enabled": ls.session.toggle()}
 
     @server.command("slm.status")
     def status(ls: SlmServer, *args) -> dict[str, Any]:
-        return ls.runtime.status()
+        return ls.session.status()
 
     return server
 
@@ -295,10 +300,10 @@ async def _complete(
     cursor = positions.cursor_at(doc.text, position.line, position.character)
     if not cursor.in_range:
         return None
-    engine = ls.runtime.engine
+    engine = ls.session.engine
     completion = await engine.complete(doc, cursor.line, cursor.character, explicit=explicit)
-    ls.runtime.record(completion)
-    if ls.runtime.config.stats:
+    ls.session.record(completion)
+    if ls.session.config.stats:
         ls.protocol.notify("slm/completionStats", _stats(uri, position, completion))
     return completion, types.Position(position.line, cursor.utf16_character)  # snapped out of a surrogate pair
 

@@ -19,7 +19,7 @@ from typing import Callable
 from slm_lsp.config import IndexConfig
 from slm_lsp.context import Context
 from slm_lsp.engine import Document
-from slm_lsp.index import WorkspaceIndex, default_store_dir
+from slm_lsp.indexing.index import WorkspaceIndex, default_store_dir
 from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import Snippet, retrieve
 

@@ -2,5 +2,5 @@
 
 ``holes`` punches holes at syntax boundaries, ``metrics`` scores completions,
 ``runner`` drives the server's own ``Engine``, ``repo`` and ``humaneval`` are the
-two benchmarks; ``slm_lsp.evaluate`` is the command line (``slm-lsp eval``).
+two benchmarks; ``command`` is the command line (``slm-lsp eval``).
 """

@@ -21,13 +21,13 @@ from slm_lsp.evaluation import holes as holemod
 from slm_lsp.evaluation import metrics
 from slm_lsp.evaluation.holes import Hole
 from slm_lsp.evaluation.runner import Position, complete_all
-from slm_lsp.index import WorkspaceIndex
+from slm_lsp.indexing.index import WorkspaceIndex
 from slm_lsp.indexing.files import candidates, read_source
 from slm_lsp.languages import detect_language, has_grammar
 from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import retrieve
 
-MODES = ("none", "file", "repo")  # the window only; + the rest of the file (filecontext.py); + retrieval
+MODES = ("none", "file", "repo")  # the window only; + the rest of the file (context/file.py); + retrieval
 FLAGS = ("exact", "parses", "empty", "overlong")
 SCORES = ("edit_similarity", "identifier_f1")
 _GLOB_SPECIAL = "\\*?[!#"

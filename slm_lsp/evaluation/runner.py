@@ -42,7 +42,7 @@ def eval_config(config: Config | None = None, deadline_ms: int = DEADLINE_MS, **
 def build_engine(config: Config, factory: Callable | None = None) -> tuple[Engine, str]:
     """An engine with the real backend (or `factory`'s) and no cache; (engine, model name)."""
     if factory is None:
-        from slm_lsp.runtime import default_backend_factory as factory
+        from slm_lsp.session import default_backend_factory as factory
     backend, template, name = factory(config)
     return Engine(config, template, backend=backend, cache=None), name
 

@@ -1,1 +1,1 @@
-"""The parts of the workspace index; ``slm_lsp.index`` is the public face."""
+"""The workspace index: ``index`` (the ``WorkspaceIndex`` and ``slm-lsp index``) and its parts."""

@@ -12,7 +12,7 @@ import re
 from tree_sitter import Node
 
 from .model import Chunk
-from .syntax import COMMENT_TYPES, last_line
+from .nodes import COMMENT_TYPES, last_line
 
 MIN_LINES = 20
 MAX_LINES = 40

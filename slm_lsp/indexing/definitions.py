@@ -15,7 +15,7 @@ from typing import Callable
 from tree_sitter import Node
 
 from .model import Definition
-from .syntax import COMMENT_TYPES, field, last_line, leading_comment, python_docstring, signature, text_of
+from .nodes import COMMENT_TYPES, field, last_line, leading_comment, python_docstring, signature, text_of
 
 # Looked through: the definition inside takes the wrapper's range and comment.
 WRAPPERS = frozenset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from .symbols import parse
-from .syntax import last_line, text_of
+from .nodes import last_line, text_of
 
 HEAD_LINES = 200  # imports are looked for in the file's first lines only
 

@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 from tree_sitter import Node
 
 from .model import Import
-from .syntax import descend, field, text_of
+from .nodes import descend, field, text_of
 
 _PY_BLOCKS = frozenset(
     {"if_statement", "try_statement", "block", "else_clause", "elif_clause", "except_clause", "finally_clause"}

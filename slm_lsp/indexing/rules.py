@@ -5,7 +5,7 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from .definitions import Handler, Scope, Walk, is_constant_name, named
-from .syntax import field, text_of
+from .nodes import field, text_of
 
 
 def _python_constant(walk: Walk, node: Node, outer: Node, scope: Scope) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from .definitions import Handler, Scope, Walk, named
-from .syntax import field, text_of
+from .nodes import field, text_of
 
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "destructor_name", "operator_name"})
 

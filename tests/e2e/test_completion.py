@@ -124,8 +124,7 @@ async def test_huge_file_answers(client: LanguageClient):
     result = await inline(client, uri, 700_000, 0, explicit=False)  # the empty line at the end
     assert result is not None and result.items, str(await status(client))
     assert result.items[0].insert_text.startswith("value_"), result.items[0].insert_text  # the file's pattern, from its end
-    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="slm.status"))
-    assert status["state"] == "ready"
+    assert (await status(client))["state"] == "ready"
 
 
 async def test_incremental_edit_then_complete(client: LanguageClient):

@@ -104,7 +104,7 @@ async def test_model_failing_in_a_row_goes_to_error_until_a_reload(tmp_path):
     async with server(tmp_path, {"model": {"warmup": False}}, SLM_LSP_FAKE_FAIL="boom") as client:
         assert (await wait_ready(client, timeout=30))["state"] == "ready"
         uri = open_doc(client, client.root / "bad.py", "# boom\ndef mul(x, y):\n    \n", "python")
-        for _ in range(3):  # runtime.MODEL_FAILURES
+        for _ in range(3):  # session.MODEL_FAILURES
             await inline(client, uri, 2, 4)
         state = await status(client)
         assert state["state"] == "error" and "3 times in a row" in state["message"]

@@ -4,7 +4,7 @@ Each test starts the real server process (``SLM_LSP_BACKEND=fake``, its XDG
 directories in ``tmp_path``) and talks LSP to it with pytest-lsp: incremental
 changes with several ranges (astral characters included) become the right text;
 reply ranges are in UTF-16; ``slm.toggle``; settings precedence between the
-project file and the client; the runtime's states through ``slm.status``.
+project file and the client; the session's states through ``slm.status``.
 The fake answers ``return a + b`` after ``def f(a, b):`` (backend.py).
 """
 
@@ -130,7 +130,7 @@ async def test_in_comments_setting_completes_inside_comments_automatically(tmp_p
         assert await items(client, uri, 1, 9, explicit=False) != []
 
 
-# -- the runtime's states ----------------------------------------------------------------
+# -- the session's states ----------------------------------------------------------------
 async def test_loading_until_initialized_then_ready(tmp_path: Path):
     async with server(tmp_path, initialized=False) as client:
         assert (await status(client))["state"] == "loading"  # the model loads after `initialized`

@@ -1,4 +1,4 @@
-"""slm_lsp/bm25.py: the one lexical score, behind retrieval (the index's chunks) and filecontext (the file's parts)."""
+"""slm_lsp/bm25.py: the one lexical score, behind retrieval (the index's chunks) and context.file (the file's parts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from slm_lsp import bm25, filecontext, retrieval
+from slm_lsp import bm25, retrieval
+from slm_lsp.context import file as filecontext
 from slm_lsp.indexing.tables import LexicalView
 
 

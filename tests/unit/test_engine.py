@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from slm_lsp.backend import FakeBackend, Generation, Request, Worker
+from slm_lsp.backend import Generation, Request, Worker
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import CompletionConfig, Config
 from slm_lsp.engine import Document, Engine

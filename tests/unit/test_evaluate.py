@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from slm_lsp import evaluate
-from slm_lsp.backend import FakeBackend
+from slm_lsp.evaluation import command as evaluate
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.config import IndexConfig
 from slm_lsp.engine import Completion
 from slm_lsp.evaluation import holes, humaneval, metrics, repo

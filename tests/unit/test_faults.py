@@ -1,5 +1,5 @@
 """Faults recover and are told once: a model that raises, a failing disk cache, a reload
-whose model file is gone. The runtime and the worker with the fake backend; no server."""
+whose model file is gone. The session and the worker with the fake backend; no server."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 
 from slm_lsp import cache as cache_module
 from slm_lsp import models, templates
-from slm_lsp.backend import MODEL_ERROR, FakeBackend, Request, Worker
+from slm_lsp.backend import MODEL_ERROR, Request, Worker
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.config import Config, IndexConfig, ModelConfig
 from slm_lsp.engine import Document
-from slm_lsp.runtime import MODEL_FAILURES, Runtime
+from slm_lsp.session import MODEL_FAILURES, Session
 
 GOOD = Document("file:///w/a.py", "a.py", "def add(a, b):\n    \n", "python")
 BAD = Document("file:///w/b.py", "b.py", "# boom\ndef mul(x, y):\n    \n", "python")
@@ -28,32 +29,32 @@ def private_homes(tmp_path, monkeypatch):
 
 
 class Harness:
-    """A runtime on the fake backend, with what it showed and notified."""
+    """A session on the fake backend, with what it showed and notified."""
 
     def __init__(self, factory) -> None:
         self.shown: list[str] = []
-        self.runtime = Runtime(factory, notify=lambda status: None, show=self.shown.append)
+        self.session = Session(factory, notify=lambda status: None, show=self.shown.append)
         config = Config(model=ModelConfig(warmup=False), index=IndexConfig(enable=False))
-        self.runtime.configure(config, None, [])
-        self.runtime.start()
+        self.session.configure(config, None, [])
+        self.session.start()
         self.settle()
 
     def settle(self) -> None:
-        assert self.runtime._loader is not None
-        self.runtime._loader.join(10)
+        assert self.session._loader is not None
+        self.session._loader.join(10)
 
     def told(self, words: str) -> list[str]:
         return [m for m in self.shown if words in m]
 
     def reload(self) -> None:
         """A settings change that reloads the model (another context size)."""
-        config = self.runtime.config
+        config = self.session.config
         bigger = dataclasses.replace(config.model, n_ctx=config.model.n_ctx + 256)
-        self.runtime.reconfigure(dataclasses.replace(config, model=bigger), [])
+        self.session.reconfigure(dataclasses.replace(config, model=bigger), [])
         self.settle()
 
     async def complete(self, doc: Document):
-        return await self.runtime.engine.complete(doc, doc.text.count("\n") - 1, 4, explicit=True)
+        return await self.session.engine.complete(doc, doc.text.count("\n") - 1, 4, explicit=True)
 
 
 def failing_fake(config: Config):
@@ -95,24 +96,24 @@ async def test_model_error_is_answered_empty_told_once_and_the_next_request_serv
     assert "RuntimeError" in h.shown[0]
     good = await h.complete(GOOD)
     assert good.text == "return a + b"
-    status = h.runtime.status()
+    status = h.session.status()
     assert status["state"] == "ready" and "failed on a request" in status["message"]
-    h.runtime.close()
+    h.session.close()
 
 
 async def test_model_failing_in_a_row_turns_completion_off_until_a_reload():
     h = Harness(failing_fake)
     for _ in range(MODEL_FAILURES):
         assert (await h.complete(BAD)).reason == "model error"
-    status = h.runtime.status()
+    status = h.session.status()
     assert status["state"] == "error" and f"{MODEL_FAILURES} times in a row" in status["message"]
     assert len(h.told("times in a row")) == 1
     off = await h.complete(GOOD)
     assert off.text == "" and "times in a row" in off.reason  # no model call while broken
     h.reload()
-    assert h.runtime.status()["state"] == "ready"
+    assert h.session.status()["state"] == "ready"
     assert (await h.complete(GOOD)).text == "return a + b"
-    h.runtime.close()
+    h.session.close()
 
 
 # -- the disk cache --------------------------------------------------------------------
@@ -122,10 +123,10 @@ async def test_corrupt_cache_at_start_is_told_once_in_a_message_and_the_status(t
     (directory / "cache.db").write_bytes(b"\x00garbage\xff" * 1000)
     h = Harness(lambda config: (FakeBackend(), templates.QWEN, "fake"))
     assert len(h.shown) == 1 and "cache.db.corrupt-" in h.shown[0]
-    assert h.runtime.status()["message"] == h.shown[0]
-    assert h.runtime.engine.cache.on_disk
+    assert h.session.status()["message"] == h.shown[0]
+    assert h.session.engine.cache.on_disk
     assert (await h.complete(GOOD)).text == "return a + b"
-    h.runtime.close()
+    h.session.close()
 
 
 async def test_disk_full_mid_session_still_answers_and_falls_back_to_memory(monkeypatch):
@@ -147,7 +148,7 @@ async def test_disk_full_mid_session_still_answers_and_falls_back_to_memory(monk
 
     monkeypatch.setattr(cache_module, "_open", lambda directory, size_mb: disks.append(FullDisk()) or disks[-1])
     h = Harness(lambda config: (FakeBackend(), templates.QWEN, "fake"))
-    cache = h.runtime.engine.cache
+    cache = h.session.engine.cache
     stored = threading.Event()
     put = cache.put
     monkeypatch.setattr(cache, "put", lambda prompt, text: (put(prompt, text), stored.set()))
@@ -158,7 +159,7 @@ async def test_disk_full_mid_session_still_answers_and_falls_back_to_memory(monk
     assert again.text == "return a + b" and again.source == "cache"  # from memory
     assert not cache.on_disk and disks[0].sets == 1
     assert len(h.told("is full")) == 1 and len(h.shown) == 1
-    h.runtime.close()
+    h.session.close()
 
 
 # -- the model file vanishing -------------------------------------------------------------
@@ -175,12 +176,12 @@ async def test_reload_with_the_model_file_gone_keeps_the_loaded_model_serving(tm
     model.unlink()  # deleted after load: the loaded weights go on serving
     assert (await h.complete(GOOD)).text == "return a + b"
     h.reload()
-    status = h.runtime.status()
+    status = h.session.status()
     assert status["state"] == "ready" and status["model"] == "model.gguf"
     assert len(h.shown) == 1 and str(model) in h.shown[0] and "Still serving" in h.shown[0]
     assert "Still serving" in status["message"]
     assert (await h.complete(GOOD)).text == "return a + b"
-    h.runtime.close()
+    h.session.close()
 
 
 async def test_reload_with_the_model_file_gone_after_the_model_broke_is_an_error(tmp_path):
@@ -197,7 +198,7 @@ async def test_reload_with_the_model_file_gone_after_the_model_broke_is_an_error
         await h.complete(BAD)
     model.unlink()
     h.reload()
-    status = h.runtime.status()
+    status = h.session.status()
     assert status["state"] == "error" and str(model) in status["message"]
     assert (await h.complete(GOOD)).text == ""
-    h.runtime.close()
+    h.session.close()

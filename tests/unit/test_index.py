@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from slm_lsp.config import IndexConfig
-from slm_lsp.index import WorkspaceIndex, default_store_dir, extract, index_command, walk
+from slm_lsp.indexing.index import WorkspaceIndex, default_store_dir, extract, index_command, walk
 from slm_lsp.indexing import files as files_module
 from slm_lsp.indexing.chunks import MAX_LINES, chunk_text, identifier_tokens
 from slm_lsp.indexing.model import Import
@@ -538,7 +538,7 @@ def test_store_is_reused_and_only_changed_files_are_read(tmp_path: Path, monkeyp
     WorkspaceIndex(tmp_path, tmp_path / ".store", IndexConfig()).build()
     reads: list[str] = []
     real = files_module.read_source
-    monkeypatch.setattr("slm_lsp.index.read_source", lambda path, limit: reads.append(path.name) or real(path, limit))
+    monkeypatch.setattr("slm_lsp.indexing.index.read_source", lambda path, limit: reads.append(path.name) or real(path, limit))
     changed = tmp_path / "geo/geo.go"
     changed.write_text(GO + "\nfunc Extra() {}\n")
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
@@ -584,7 +584,7 @@ def test_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch: pytest.Mo
     write(tmp_path, "blob.py", b"\0\0binary")
     write(tmp_path, "ok.py", "x = 1\n")
     WorkspaceIndex(tmp_path, tmp_path / "s", IndexConfig()).build()
-    monkeypatch.setattr("slm_lsp.index.read_source", lambda *a: pytest.fail("read again"))
+    monkeypatch.setattr("slm_lsp.indexing.index.read_source", lambda *a: pytest.fail("read again"))
     index = WorkspaceIndex(tmp_path, tmp_path / "s", IndexConfig())
     assert index.build().read == 0 and index.files() == ["ok.py"]
 

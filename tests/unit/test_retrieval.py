@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from slm_lsp.config import IndexConfig
-from slm_lsp.index import WorkspaceIndex
+from slm_lsp.indexing.index import WorkspaceIndex
 from slm_lsp.prompt import estimate_tokens
 from slm_lsp.retrieval import Snippet, cursor_context, retrieve
 

@@ -14,12 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slm_lsp import secrets
-from slm_lsp.backend import FakeBackend, Generation
+from slm_lsp.backend import Generation
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import CompletionConfig, Config, IndexConfig
 from slm_lsp.context import build_context
 from slm_lsp.engine import Document, Engine
-from slm_lsp.index import WorkspaceIndex
+from slm_lsp.indexing.index import WorkspaceIndex
 from slm_lsp.indexing import files
 from slm_lsp.prompt import build_prompt
 from slm_lsp.retrieval import Snippet

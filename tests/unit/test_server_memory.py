@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from slm_lsp import templates
-from slm_lsp.backend import FakeBackend
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.server import SlmProtocol, create_server
 
 
@@ -69,4 +69,4 @@ def test_notifications_and_requests_leave_no_future_behind(tmp_path: Path, monke
     answered = [m for m in writer.messages if isinstance(m.get("id"), int) and m["id"] >= 100]
     assert len(answered) == 10, writer.messages[-3:]
     assert protocol._request_futures == {}
-    server.runtime.close()
+    server.session.close()

@@ -7,7 +7,7 @@ from dataclasses import replace
 from slm_lsp.config import Config
 from slm_lsp.context import build_context
 from slm_lsp.engine import Document, Engine
-from slm_lsp.filecontext import FileContext
+from slm_lsp.context.file import FileContext
 from slm_lsp.indexing.header import file_header
 from slm_lsp.prompt import build_prompt
 from slm_lsp.templates import QWEN
@@ -113,7 +113,7 @@ FAR_BELOW = '''def word_at_position(lines, position):
 
 
 def test_far_parts_like_the_cursor_code_join_the_prompt_in_file_order():
-    from slm_lsp.filecontext import file_context, segments
+    from slm_lsp.context.file import file_context, segments
     from slm_lsp.prompt import estimate_tokens
 
     cursor_code = "def position_to_offset(lines, position):\n    row, col = position.line, position.character\n"

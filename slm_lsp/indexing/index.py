@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .config import IndexConfig
-from . import paths
-from .indexing import store
-from .indexing.files import Candidate, acceptable_text, candidates, indexable_path, read_source, walk
-from .indexing.model import Chunk, Definition, FileEntry, FileSymbols, Import
-from .indexing.symbols import analyze, extract
-from .indexing.tables import LexicalView, Tables
-from .languages import detect_language
-from .secrets import mask_credentials
+from .. import paths
+from ..config import IndexConfig
+from ..languages import detect_language
+from ..secrets import mask_credentials
+from . import store
+from .files import Candidate, acceptable_text, candidates, indexable_path, read_source, walk
+from .model import Chunk, Definition, FileEntry, FileSymbols, Import
+from .symbols import analyze, extract
+from .tables import LexicalView, Tables
 
 __all__ = [
     "BuildResult", "Chunk", "Definition", "FileSymbols", "Import", "LexicalView", "WorkspaceIndex",

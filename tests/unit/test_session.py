@@ -1,4 +1,4 @@
-"""The runtime's threads and settings: a loaded model is swapped in on the event loop's
+"""The session's threads and settings: a loaded model is swapped in on the event loop's
 thread, whole, closing what it replaces; ``logLevel`` sets the server's log level."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import time
 import pytest
 
 from slm_lsp import logs, templates
-from slm_lsp.backend import FakeBackend
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.config import Config, IndexConfig, ModelConfig
 from slm_lsp.engine import Document
-from slm_lsp.runtime import Runtime
+from slm_lsp.session import Session
 
 DOC = Document("file:///w/a.py", "a.py", "def add(a, b):\n    \n", "python")
 
@@ -33,48 +33,48 @@ async def until(condition, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def on_loop_runtime(loop: asyncio.AbstractEventLoop, config: Config) -> tuple[Runtime, list[tuple[str, str]]]:
-    """A runtime on the fake backend whose loads reach ``loop`` like the server's; records
+def on_loop_runtime(loop: asyncio.AbstractEventLoop, config: Config) -> tuple[Session, list[tuple[str, str]]]:
+    """A session on the fake backend whose loads reach ``loop`` like the server's; records
     which thread swapped the model in and warmed it up."""
-    runtime = Runtime(
+    session = Session(
         lambda cfg: (FakeBackend(), templates.QWEN, "fake"), notify=lambda status: None, show=lambda m: None,
         on_loop=loop.call_soon_threadsafe,
     )  # fmt: skip
     seen: list[tuple[str, str]] = []
-    engine = runtime.engine
+    engine = session.engine
     set_model, warmup = engine.set_model, engine.warmup
     engine.set_model = lambda *a: (seen.append(("set_model", threading.current_thread().name)), set_model(*a))[1]
     engine.warmup = lambda *a: (seen.append(("warmup", threading.current_thread().name)), warmup(*a))[1]
-    runtime.configure(config, None, [])
-    return runtime, seen
+    session.configure(config, None, [])
+    return session, seen
 
 
 async def test_a_loaded_model_is_swapped_in_and_warmed_up_on_the_event_loop_thread():
     config = Config(model=ModelConfig(warmup=True), index=IndexConfig(enable=False))
-    runtime, seen = on_loop_runtime(asyncio.get_running_loop(), config)
-    runtime.opened(DOC)
-    runtime.start()
-    await until(lambda: runtime.state == "ready")
+    session, seen = on_loop_runtime(asyncio.get_running_loop(), config)
+    session.opened(DOC)
+    session.start()
+    await until(lambda: session.state == "ready")
     here = threading.current_thread().name
     assert seen == [("set_model", here), ("warmup", here)]  # never the loader thread
-    assert (await runtime.engine.complete(DOC, 1, 4, explicit=True)).text == "return a + b"
-    runtime.close()
+    assert (await session.engine.complete(DOC, 1, 4, explicit=True)).text == "return a + b"
+    session.close()
 
 
 async def test_a_reload_swaps_the_model_whole_and_closes_the_one_it_replaces():
     config = Config(model=ModelConfig(warmup=False), index=IndexConfig(enable=False))
-    runtime, _seen = on_loop_runtime(asyncio.get_running_loop(), config)
-    runtime.start()
-    await until(lambda: runtime.state == "ready")
-    first = runtime.engine.scheduler.models
+    session, _seen = on_loop_runtime(asyncio.get_running_loop(), config)
+    session.start()
+    await until(lambda: session.state == "ready")
+    first = session.engine.scheduler.models
     bigger = dataclasses.replace(config.model, n_ctx=config.model.n_ctx + 256)
-    runtime.reconfigure(dataclasses.replace(config, model=bigger), [])
-    await until(lambda: runtime.state == "ready")
-    second = runtime.engine.scheduler.models
+    session.reconfigure(dataclasses.replace(config, model=bigger), [])
+    await until(lambda: session.state == "ready")
+    second = session.engine.scheduler.models
     assert second is not first and second.worker is not first.worker
     assert not first.worker._thread.is_alive()  # the replaced model's thread is closed
-    assert (await runtime.engine.complete(DOC, 1, 4, explicit=True)).text == "return a + b"
-    runtime.close()
+    assert (await session.engine.complete(DOC, 1, 4, explicit=True)).text == "return a + b"
+    session.close()
 
 
 @pytest.fixture
@@ -88,11 +88,11 @@ def root_level():
 
 
 def test_log_level_setting_sets_the_servers_level_and_empty_restores_the_command_lines(root_level):
-    runtime = Runtime(lambda cfg: (FakeBackend(), templates.QWEN, "fake"), notify=lambda s: None, show=lambda m: None)
+    session = Session(lambda cfg: (FakeBackend(), templates.QWEN, "fake"), notify=lambda s: None, show=lambda m: None)
     command_line = logging.getLogger().level
-    runtime.configure(Config(log_level="debug"), None, [])
+    session.configure(Config(log_level="debug"), None, [])
     assert logging.getLogger().level == logging.DEBUG and logging.getLogger("pygls").level == logging.DEBUG
-    runtime.configure(Config(log_level="error"), None, [])
+    session.configure(Config(log_level="error"), None, [])
     assert logging.getLogger().level == logging.ERROR and logging.getLogger("pygls").level == logging.WARNING
-    runtime.configure(Config(), None, [])
+    session.configure(Config(), None, [])
     assert logging.getLogger().level == command_line

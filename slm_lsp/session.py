@@ -1,4 +1,4 @@
-"""The server's state behind the handlers: config, model loading, cache, index, status.
+"""One editor session: the server's state behind the handlers (config, model loading, cache, index, status).
 
 Model loading and indexing run on background threads, so the server answers
 from the first message on (with no items until the model is ready). Problems
@@ -16,6 +16,10 @@ Threads: the engine (and so the model it runs) is the event loop's. The loader
 thread only builds: a model, its template and caches; it hands them to the event
 loop (``on_loop``), which swaps them in with one assignment (scheduler.py,
 ``Models``) and closes what they replace. Warm-up runs there too.
+
+Over 300 lines because loading, faults, the toggle and the status all read and
+replace the same state on the event loop's thread; splitting it would hand that
+state between modules (the pure parts are in config, cache, scheduler and workspace).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from slm_lsp import gguf, logs, models, paths, templates
-from slm_lsp.backend import Backend, FakeBackend
+from slm_lsp.backend import Backend
+from slm_lsp.fake_backend import FakeBackend
 from slm_lsp.cache import CompletionCache
 from slm_lsp.config import Config, read_toggle, toggle_path
 from slm_lsp.engine import Completion, Document, Engine
@@ -76,7 +81,7 @@ def _no_progress(kind: str, done: int, total: int, path: str) -> None:
     pass
 
 
-class Runtime:
+class Session:
     """Built and called on the event loop's thread; the loader thread reaches it only
     through ``on_loop`` (and ``show``/``notify``, which the server makes thread-safe).
 

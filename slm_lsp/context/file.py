@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import bm25
-from .indexing.chunks import identifier_tokens
-from .indexing.header import file_header, head_of, import_statements
+from slm_lsp import bm25
+from slm_lsp.indexing.chunks import identifier_tokens
+from slm_lsp.indexing.header import file_header, head_of, import_statements
 
 SEGMENT_LINES = 12  # a part is at most this many lines
 MIN_SCORE = 0.25  # parts scoring lower are not worth their tokens
