@@ -121,12 +121,19 @@ def move_aside(directory: Path, stamp: str | None = None) -> Path:
     return aside
 
 
+SQLITE_PAGES = 512  # sqlite's page cache for the disk cache (4 KiB pages: 2 MiB)
+
+
 def _open(directory: Path, size_mb: int) -> Any:
     import diskcache
 
+    # diskcache's defaults map 64 MB of the database and keep 32 MB of pages: the server's
+    # memory grew with the cache file (the soak: +7 % in 10,000 requests on the fake model).
+    # Lookups are one small row by key; sqlite's own 2 MB of pages serve them, no mapping.
     return diskcache.Cache(
-        str(directory), size_limit=size_mb << 20, eviction_policy="least-recently-used", timeout=LOCK_WAIT_S
-    )
+        str(directory), size_limit=size_mb << 20, eviction_policy="least-recently-used", timeout=LOCK_WAIT_S,
+        sqlite_mmap_size=0, sqlite_cache_size=SQLITE_PAGES,
+    )  # fmt: skip
 
 
 def open_disk(directory: Path, size_mb: int) -> tuple[Any | None, str]:
