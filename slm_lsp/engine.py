@@ -156,7 +156,7 @@ class Engine:
         try:
             found = file_context(
                 ctx.language, doc.text, ctx.row, window, parts_tokens=parts_tokens,
-                count_tokens=estimate_tokens,
+                count_tokens=estimate_tokens, root=doc.tree.root_node if doc.tree is not None else None,
             )  # fmt: skip
         except Exception:  # an extra, like retrieval: never fail a completion on it
             log.exception("file context failed")

@@ -211,7 +211,7 @@ def import_candidates(
     imports nor defines (`autoimport.missing_imports`), in the file's own import style. A file's
     snippet scores by its best hint (a hair lower per rank), so the engine can read them best first."""
     hints = autoimport.missing_imports(index, own, document, row, root)
-    single = autoimport.single_name_style(own.language, document)
+    single = autoimport.single_name_style(own.language, document, root)
     by_path: dict[str, list[autoimport.Hint]] = {}
     rank: dict[str, int] = {}
     for i, hint in enumerate(hints):

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from tree_sitter import Node
+
 from slm_lsp import bm25
 from slm_lsp.indexing.chunks import identifier_tokens
 from slm_lsp.indexing.header import file_header, head_of, import_statements
@@ -52,13 +54,15 @@ def file_context(
     *,
     parts_tokens: int,
     count_tokens: Callable[[str], int],
+    root: Node | None = None,
 ) -> FileContext:
-    """What the prompt shows of the file outside `window` (first and last row shown) for a cursor on `row`."""
-    header = file_header(language, text, window[0])
+    """What the prompt shows of the file outside `window` (first and last row shown) for a cursor
+    on `row`. `root`: the document's current syntax tree (else the file's head is parsed here)."""
+    header = file_header(language, text, window[0], root)
     if parts_tokens <= 0:
         return FileContext(header=header)
     lines = text.split("\n")
-    header_rows = {r for r, _ in import_statements(language, head_of(text))}
+    header_rows = {r for r, _ in import_statements(language, head_of(text), root)}
     query = identifier_tokens("\n".join(lines[max(0, row - QUERY_ABOVE) : row] + lines[row + 1 : row + 1 + QUERY_BELOW]))
     outside = [s for s in segments(lines) if (s.end < window[0] or s.start > window[1]) and not _only(s, header_rows)]
     chosen = select(outside, query, parts_tokens, count_tokens)

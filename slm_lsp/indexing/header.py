@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from tree_sitter import Node
+
 from .symbols import parse
 from .nodes import last_line, text_of
 
@@ -34,23 +36,31 @@ def head_of(text: str) -> str:
     return "\n".join(text.split("\n", HEAD_LINES)[:HEAD_LINES])
 
 
-def import_statements(language: str, head: str) -> tuple[tuple[int, str], ...]:
+def import_statements(language: str, head: str, root: Node | None = None) -> tuple[tuple[int, str], ...]:
     """(last row, text) of each top-level import statement in `head`, in order; a statement
-    written over several lines becomes one line where the language allows it (Python)."""
-    return tuple((last, text) for _, last, text in import_spans(language, head))
+    written over several lines becomes one line where the language allows it (Python).
+    `root`: the whole document's current tree, read instead of parsing `head`."""
+    spans = spans_in(language, root) if root is not None else import_spans(language, head)
+    return tuple((last, text) for _, last, text in spans)
 
 
 @lru_cache(maxsize=32)
 def import_spans(language: str, head: str) -> tuple[tuple[int, int, str], ...]:
     """(first row, last row, one-line text) of each top-level import statement in `head`, in order."""
+    return spans_in(language, parse(language, head) if language in _IMPORTS else None)
+
+
+def spans_in(language: str, root: Node | None, max_row: int = HEAD_LINES) -> tuple[tuple[int, int, str], ...]:
+    """`import_spans` of a parsed tree, the statements starting in its first `max_row` rows."""
     types = _IMPORTS.get(language)
-    root = parse(language, head) if types else None
     if root is None or types is None:
         return ()
     found: list[tuple[int, int, str]] = []
 
     def visit(node, depth: int) -> None:
         for child in node.named_children:
+            if child.start_point[0] >= max_row:
+                break
             if child.type in types and not child.has_error:
                 found.append((child.start_point[0], last_line(child), _one_line(language, text_of(child))))
             elif language == "python" and depth < 3 and child.type in _PY_CONTAINERS:
@@ -60,9 +70,10 @@ def import_spans(language: str, head: str) -> tuple[tuple[int, int, str], ...]:
     return tuple(found)
 
 
-def file_header(language: str, text: str, before_row: int) -> str:
-    """The import statements of `text` that end above `before_row`, one per line, in file order ("" if none)."""
-    statements = [s for row, s in import_statements(language, head_of(text)) if row < before_row]
+def file_header(language: str, text: str, before_row: int, root: Node | None = None) -> str:
+    """The import statements of `text` that end above `before_row`, one per line, in file order ("" if none).
+    `root`: the document's current tree, when the caller has it."""
+    statements = [s for row, s in import_statements(language, head_of(text), root) if row < before_row]
     return "".join(s + "\n" for s in statements)
 
 

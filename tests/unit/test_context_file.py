@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from slm_lsp.config import Config
 from slm_lsp.context import build_context
 from slm_lsp.engine import Document, Engine
-from slm_lsp.context.file import FileContext
+from slm_lsp.context.file import FileContext, file_context
 from slm_lsp.indexing.header import file_header
 from slm_lsp.prompt import build_prompt
 from slm_lsp.templates import QWEN
@@ -140,3 +142,15 @@ def test_prompt_with_file_parts_keeps_fim_order():
     text = build_prompt(QWEN, ctx, file=fc).text
     assert text.startswith("<|fim_prefix|>import os\n\ndef a():\n    pass\n\n")
     assert text.split("<|fim_middle|>")[0].endswith("\ndef z():\n    pass\n")
+
+
+def test_with_the_documents_tree_the_header_is_read_not_parsed(monkeypatch) -> None:
+    from slm_lsp.indexing import header, symbols
+
+    text = "import os\nfrom typing import Any\n\n" + "x = 1\n" * 80 + "def f():\n    return os.sep\n"
+    root = symbols.parse("python", text)
+    expected = file_context("python", text, 83, (60, 84), parts_tokens=0, count_tokens=len)
+    header.import_spans.cache_clear()
+    monkeypatch.setattr(header, "parse", lambda *a: pytest.fail("the buffer was parsed again"))
+    found = file_context("python", text, 83, (60, 84), parts_tokens=0, count_tokens=len, root=root)
+    assert found == expected and found.header == "import os\nfrom typing import Any\n"
