@@ -29,7 +29,6 @@ from typing import Callable, Sequence, TextIO
 
 import torch
 
-from slm_lsp.evaluation.holes import SINGLE_LINE_KINDS
 from slm_lsp.finetune.dataset import Example
 from slm_lsp.paths import private_dir
 
@@ -59,15 +58,12 @@ class Encoded:
 
 
 def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded:
-    """Prompt tokens (not learned), then the completion's (learned) and, for a multi-line
-    hole, the end token (learned). A single-line hole gets none: the server ends a line at
-    its newline whatever comes next, and end tokens after most examples (single lines are
-    most of them) taught the model to end blocks after one line (measured on rich: 1.4
-    lines where 4.8 were expected). The prompt is tokenized on its own, as llama.cpp
-    tokenizes it; a long one is cut from the start."""
+    """Prompt tokens (not learned), then the completion's and the end token (learned), for
+    every kind of hole (leaving the end token out after single-line holes was tried on
+    rich and made rest-of-line holes worse: bench/accuracy.md, Fine-tuning).
+    The prompt is tokenized on its own, as llama.cpp tokenizes it; a long one is cut from the start."""
     prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
-    end = [] if example.kind in SINGLE_LINE_KINDS else [end_id]
-    target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + end
+    target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
     return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
 

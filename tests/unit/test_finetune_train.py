@@ -79,18 +79,16 @@ def test_the_time_limit_stops_before_a_step(tmp_path):
     assert not train.checkpoints(tmp_path)  # nothing trained, nothing saved
 
 
-def test_encode_learns_the_completion_and_a_blocks_end_token_only():
+def test_encode_learns_the_completion_and_the_end_token_only():
     class Tokenizer:
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [ord(c) for c in text]}
 
     from slm_lsp.finetune.dataset import Example
 
-    item = train.encode(Tokenizer(), Example("a.py", "block", "abcdef", "xy"), 0, 6)
+    item = train.encode(Tokenizer(), Example("a.py", "line", "abcdef", "xy"), 0, 6)
     assert item.ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
     assert item.labels == [-100] * 3 + [ord("x"), ord("y"), 0]
-    line = train.encode(Tokenizer(), Example("a.py", "line", "abcdef", "xy"), 0, 6)
-    assert line.labels == [-100] * 4 + [ord("x"), ord("y")]  # no end token: the server ends a line at "\n"
 
 
 def test_adapter_names_shapes_and_metadata(tmp_path):
