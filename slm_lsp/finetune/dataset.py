@@ -11,7 +11,8 @@ Examples: holes at tree-sitter boundaries (``evaluation.holes``, the same kinds
 and sampling as the evaluation), each prompted by the server's ``Engine.prepare``
 with the retrieval the evaluation uses (an index without the held-out files;
 retrieval never returns the file being completed). The target is the hole's
-text; the model's end-of-text token follows it. Prompts hold masked credentials
+text, then the newline after a single-line hole, the end-of-text token after a
+multi-line one (``train.encode``). Prompts hold masked credentials
 (``prompt.build_prompt``); an example whose target holds one is dropped.
 """
 

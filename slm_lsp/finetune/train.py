@@ -29,6 +29,7 @@ from typing import Callable, Sequence, TextIO
 
 import torch
 
+from slm_lsp.evaluation.holes import SINGLE_LINE_KINDS
 from slm_lsp.finetune.dataset import Example
 from slm_lsp.paths import private_dir
 
@@ -58,12 +59,20 @@ class Encoded:
 
 
 def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded:
-    """Prompt tokens (not learned), then the completion's and the end token (learned), for
-    every kind of hole (leaving the end token out after single-line holes was tried on
-    rich and made rest-of-line holes worse: bench/accuracy.md, Fine-tuning).
-    The prompt is tokenized on its own, as llama.cpp tokenizes it; a long one is cut from the start."""
+    """Prompt tokens (not learned), then the completion's and how it ends (learned).
+
+    A multi-line hole ends with the end token. A single-line hole ends with the newline
+    that follows it in the file, as the server stops a line at its newline: with the end
+    token there (most examples are single lines) the model learned to end blocks after
+    their first line (rich: function bodies of 4.8 lines completed in 1.35), and with
+    nothing there it ran on along the line (`[] = [] = [] ...`); bench/accuracy.md,
+    Fine-tuning. The prompt is tokenized on its own, as llama.cpp tokenizes it; a long
+    one is cut from the start."""
     prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
-    target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
+    if example.kind in SINGLE_LINE_KINDS:
+        target = tokenizer(example.completion + "\n", add_special_tokens=False)["input_ids"]
+    else:
+        target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
     return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
 

@@ -79,16 +79,18 @@ def test_the_time_limit_stops_before_a_step(tmp_path):
     assert not train.checkpoints(tmp_path)  # nothing trained, nothing saved
 
 
-def test_encode_learns_the_completion_and_the_end_token_only():
+def test_encode_learns_the_completion_and_how_it_ends_only():
     class Tokenizer:
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [ord(c) for c in text]}
 
     from slm_lsp.finetune.dataset import Example
 
-    item = train.encode(Tokenizer(), Example("a.py", "line", "abcdef", "xy"), 0, 6)
+    item = train.encode(Tokenizer(), Example("a.py", "block", "abcdef", "xy"), 0, 6)
     assert item.ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
-    assert item.labels == [-100] * 3 + [ord("x"), ord("y"), 0]
+    assert item.labels == [-100] * 3 + [ord("x"), ord("y"), 0]  # a block ends with the end token
+    line = train.encode(Tokenizer(), Example("a.py", "rest-of-line", "abcdef", "xy"), 0, 6)
+    assert line.labels == [-100] * 3 + [ord("x"), ord("y"), ord("\n")]  # a line with its newline
 
 
 def test_adapter_names_shapes_and_metadata(tmp_path):
