@@ -126,6 +126,16 @@ def nvim_command(nvim: dict, *commands: str) -> list[str]:
     return args
 
 
+def run_driver(nvim: dict, driver: Path, cwd: Path, env: dict[str, str], timeout: float) -> dict:
+    """Run the Lua `driver` in `nvim`; the result it wrote to $SLM_NVIM_RESULT."""
+    result_file = Path(env["SLM_NVIM_RESULT"])
+    proc = subprocess.run(
+        nvim_command(nvim, f"luafile {driver}"), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return json.loads(result_file.read_text())
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git work tree with one unfinished Python function."""
@@ -138,11 +148,10 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("nvim", "inline"), nvim_params("native", "fallback"))
 def test_tab_accepts_ghost_text(nvim: dict, inline: str, project: Path, tmp_path: Path) -> None:
-    result_file = tmp_path / "result.json"
     env = isolated_env(
         tmp_path,
         SLM_NVIM_FILE=str(project / "calc.py"),
-        SLM_NVIM_RESULT=str(result_file),
+        SLM_NVIM_RESULT=str(tmp_path / "result.json"),
         SLM_NVIM_CMD=json.dumps([find_server()]),
         SLM_NVIM_INLINE=inline,
         SLM_NVIM_TIMEOUT=str(WAIT_MS),
@@ -150,17 +159,8 @@ def test_tab_accepts_ghost_text(nvim: dict, inline: str, project: Path, tmp_path
     )
     # The fake answers at once; slowed, its answers come after the user typed on.
     env.setdefault("SLM_LSP_FAKE_MS_PER_TOKEN", "100")
-    proc = subprocess.run(
-        nvim_command(nvim, f"luafile {DRIVER}"),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=4 * WAIT_MS / 1000,
-    )
+    result = run_driver(nvim, DRIVER, project, env, timeout=4 * WAIT_MS / 1000)
     lsp_log = tmp_path / "xdg_state_home" / "nvim" / "lsp.log"
-    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    result = json.loads(result_file.read_text())
     context = "\n".join(result.get("log", [])) + "\n" + (lsp_log.read_text()[-3000:] if lsp_log.exists() else "")
     assert result.get("error") is None, f"{result.get('error')}\n{context}"
 
@@ -200,15 +200,13 @@ def test_late_answers(nvim: dict, inline: str, tmp_path: Path) -> None:
     (editors/nvim/tests/late_answer.lua): a late answer for where the cursor still
     is shows; one for a position the user has typed past does not."""
     (tmp_path / "calc.py").write_text("def add(a, b):\n")
-    result_file = tmp_path / "result.json"
     env = isolated_env(
-        tmp_path, SLM_NVIM_FILE=str(tmp_path / "calc.py"), SLM_NVIM_RESULT=str(result_file), SLM_NVIM_INLINE=inline
+        tmp_path,
+        SLM_NVIM_FILE=str(tmp_path / "calc.py"),
+        SLM_NVIM_RESULT=str(tmp_path / "result.json"),
+        SLM_NVIM_INLINE=inline,
     )
-    proc = subprocess.run(
-        nvim_command(nvim, f"luafile {LATE_DRIVER}"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    result = json.loads(result_file.read_text())
+    result = run_driver(nvim, LATE_DRIVER, tmp_path, env, timeout=120)
     assert result.get("error") is None, result
     assert result["mode"] == inline
     assert result["ghost"] == "return a + b", result
@@ -220,25 +218,15 @@ def test_late_answers(nvim: dict, inline: str, tmp_path: Path) -> None:
 
 def run_settings_driver(nvim: dict, project: Path, tmp_path: Path, files: list[str], **extra: str) -> dict:
     """editors/nvim/tests/settings.lua on `files` of `project`; its result."""
-    result_file = tmp_path / "settings-result.json"
     env = isolated_env(
         tmp_path,
         SLM_NVIM_FILES=json.dumps([str(project / f) for f in files]),
-        SLM_NVIM_RESULT=str(result_file),
+        SLM_NVIM_RESULT=str(tmp_path / "settings-result.json"),
         SLM_NVIM_CMD=json.dumps([find_server()]),
         SLM_NVIM_TIMEOUT=str(WAIT_MS),
         **extra,
     )
-    proc = subprocess.run(
-        nvim_command(nvim, f"luafile {SETTINGS_DRIVER}"),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=6 * WAIT_MS / 1000,
-    )
-    assert result_file.exists(), f"no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    result = json.loads(result_file.read_text())
+    result = run_driver(nvim, SETTINGS_DRIVER, project, env, timeout=6 * WAIT_MS / 1000)
     assert result.get("error") is None, f"{result.get('error')}\n" + "\n".join(result.get("log", []))
     return result
 

@@ -21,128 +21,45 @@
 local api = vim.api
 local env = vim.env
 local timeout = tonumber(env.SLM_NVIM_TIMEOUT or '') or 60000
-local started = vim.uv.hrtime()
-local result = { log = {}, files = {} }
+local result = { files = {} }
 local requests = {}
-local buf, co, client
-
-local function now()
-  return math.floor((vim.uv.hrtime() - started) / 1e6)
-end
-
-local function log(msg)
-  table.insert(result.log, ('%6d ms  %s'):format(now(), msg))
-end
-
-local function finish(err)
-  if result.finished then
-    return
-  end
-  result.finished, result.error = true, err
-  local f = assert(io.open(env.SLM_NVIM_RESULT, 'w'))
-  f:write(vim.json.encode(result))
-  f:close()
-  vim.schedule(function()
-    vim.cmd('qall!')
-  end)
-end
-
-local function resume()
-  local ok, err = coroutine.resume(co)
-  if not ok then
-    finish(debug.traceback(co, err))
-  end
-end
-
---- Poll `cond` from the main loop (so keys and messages get processed meanwhile).
-local function wait_for(what, ms, cond)
-  local deadline = now() + ms
-  while true do
-    local value = cond()
-    if value then
-      log(what)
-      return value
-    end
-    if now() > deadline then
-      error(('timed out after %d ms waiting for %s'):format(ms, what), 0)
-    end
-    vim.defer_fn(resume, 20)
-    coroutine.yield()
-  end
-end
-
-local function feed(keys)
-  api.nvim_feedkeys(api.nvim_replace_termcodes(keys, true, false, true), 'nt', false)
-end
-
---- Text of every virtual-text extmark in the buffer, or nil when there is none.
-local function ghost_text()
-  local parts = {}
-  for _, mark in ipairs(api.nvim_buf_get_extmarks(buf, -1, 0, -1, { details = true })) do
-    for _, chunk in ipairs(mark[4].virt_text or {}) do
-      parts[#parts + 1] = chunk[1]
-    end
-  end
-  local text = table.concat(parts)
-  return vim.trim(text) ~= '' and text or nil
-end
-
---- Record every textDocument/inlineCompletion `c` sends (native client or fallback) and its answer.
-local function observe(c)
-  local request = c.request
-  c.request = function(self, method, params, handler, bufnr) ---@diagnostic disable-line: duplicate-set-field
-    if method ~= 'textDocument/inlineCompletion' or type(handler) ~= 'function' then
-      return request(self, method, params, handler, bufnr)
-    end
-    local asked = vim.uri_to_bufnr(params.textDocument.uri)
-    local entry = { buf = asked, line = params.position.line, tick = api.nvim_buf_get_changedtick(asked) }
-    table.insert(requests, entry)
-    return request(self, method, params, function(err, answer, ctx)
-      local items = type(answer) == 'table' and (answer.items or answer) or {}
-      local text = items[1] and items[1].insertText
-      entry.items, entry.text = #items, type(text) == 'table' and text.value or text
-      handler(err, answer, ctx)
-      entry.answered = true
-    end, bufnr)
-  end
-end
+local here = vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2))
+local h = dofile(vim.fs.joinpath(here, 'harness.lua')).new(result)
+local client
 
 --- The newest request, once it is answered for the cursor line and text as they are now.
 local function settled()
   local last = requests[#requests]
   local row = api.nvim_win_get_cursor(0)[1] - 1
-  local current = last and last.buf == buf and last.line == row and last.tick == api.nvim_buf_get_changedtick(buf)
+  local current = last and last.buf == h.buf and last.line == row and last.tick == api.nvim_buf_get_changedtick(h.buf)
   return current and last.answered and last
 end
 
 --- Ask the server for its state (a request: answered after every message sent before it).
 local function server_state()
-  local c = vim.lsp.get_clients({ bufnr = buf, name = 'slm_lsp' })[1]
   local answer
-  c:request('workspace/executeCommand', { command = 'slm.status', arguments = {} }, function(err, res)
+  h.client():request('workspace/executeCommand', { command = 'slm.status', arguments = {} }, function(err, res)
     answer = err and { state = 'error: ' .. err.message } or res
-  end, buf)
-  return wait_for('slm.status', 30000, function()
+  end, h.buf)
+  return h.wait_for('slm.status', 30000, function()
     return answer
   end).state
 end
 
 local function try_file(file)
   vim.cmd.edit(vim.fn.fnameescape(file))
-  buf = api.nvim_get_current_buf()
-  wait_for('attached to ' .. file, timeout, function()
-    return vim.lsp.get_clients({ bufnr = buf, name = 'slm_lsp' })[1]
-  end)
+  h.buf = api.nvim_get_current_buf()
+  h.wait_for('attached to ' .. file, timeout, h.client)
   api.nvim_win_set_cursor(0, { 1, 0 })
-  feed('A<CR>')
-  local answer = wait_for('settled answer in ' .. file, timeout, settled)
+  h.feed('A<CR>', 'nt')
+  local answer = h.wait_for('settled answer in ' .. file, timeout, settled)
   if answer.items > 0 then
-    wait_for('ghost text', 5000, ghost_text)
+    h.wait_for('ghost text', 5000, h.ghost_text)
   end
-  table.insert(result.files, { file = file, items = answer.items, text = answer.text, ghost = ghost_text() })
-  feed('<Esc>u')
-  wait_for('normal mode, undone', 5000, function()
-    return api.nvim_get_mode().mode == 'n' and api.nvim_buf_line_count(buf) == 1
+  table.insert(result.files, { file = file, items = answer.items, text = answer.text, ghost = h.ghost_text() })
+  h.feed('<Esc>u', 'nt')
+  h.wait_for('normal mode, undone', 5000, function()
+    return api.nvim_get_mode().mode == 'n' and api.nvim_buf_line_count(h.buf) == 1
   end)
 end
 
@@ -151,24 +68,19 @@ local function toggle_steps()
   local steps = {}
   result.toggle = steps
   steps.before = server_state()
-  local notified = {}
-  local notify = vim.notify
-  vim.notify = function(msg, ...) ---@diagnostic disable-line: duplicate-set-field
-    table.insert(notified, msg)
-    return notify(msg, ...)
-  end
+  local notified = h.notifications()
   vim.cmd('SlmToggle')
-  wait_for(':SlmToggle', 30000, function()
+  h.wait_for(':SlmToggle', 30000, function()
     return #notified > 0
   end)
   steps.toggled = server_state()
   slm.configure({ completion = { maxLines = 4 } }) -- unrelated to enabling
   steps.after_configure = server_state()
-  local first = vim.lsp.get_clients({ bufnr = buf, name = 'slm_lsp' })[1]
+  local first = h.client()
   vim.cmd('SlmRestart')
-  wait_for('a new client, ready', timeout, function()
-    local c = vim.lsp.get_clients({ bufnr = buf, name = 'slm_lsp' })[1]
-    local s = c and c.id ~= first.id and c.initialized and slm.status(buf)
+  h.wait_for('a new client, ready', timeout, function()
+    local c = h.client()
+    local s = c and c.id ~= first.id and c.initialized and slm.status(h.buf)
     return s and s.state ~= 'loading'
   end)
   steps.after_restart = server_state()
@@ -180,7 +92,7 @@ local function main()
       local c = vim.lsp.get_client_by_id(args.data.client_id)
       if c and c.name == 'slm_lsp' and not client then
         client = c
-        observe(c)
+        h.observe(c, requests)
         result.init_options = c.config.init_options
         result.settings = c.settings
       end
@@ -195,25 +107,15 @@ local function main()
   result.mode = slm.inline_mode()
   local files = vim.json.decode((assert(env.SLM_NVIM_FILES, 'SLM_NVIM_FILES is not set')))
   vim.cmd.edit(vim.fn.fnameescape(files[1]))
-  buf = api.nvim_get_current_buf()
-  local status = wait_for('server ready', timeout, function()
-    local s = slm.status(buf)
-    return s and s.state ~= 'loading' and s
-  end)
-  if status.state == 'error' then
-    error('server reports an error: ' .. tostring(status.message), 0)
-  end
+  h.buf = api.nvim_get_current_buf()
+  h.wait_for_server(timeout)
   for _, file in ipairs(files) do
     try_file(file)
   end
   if env.SLM_NVIM_TOGGLE == '1' then
     toggle_steps()
   end
-  finish(nil)
+  h.finish(nil)
 end
 
-co = coroutine.create(main)
-vim.defer_fn(function()
-  finish('watchdog: gave up after ' .. now() .. ' ms')
-end, 4 * timeout + 30000)
-vim.schedule(resume)
+h.run(main, 4 * timeout + 30000)

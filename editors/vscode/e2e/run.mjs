@@ -343,20 +343,17 @@ async function waitForLog(from, pattern, ms, what) {
 }
 
 /**
- * A late answer for a position the cursor has left. In mul.py, type a space after
- * `return` (line 2); as soon as the server has the request, move to line 1. A
- * move changes no text, so VS Code keeps the request open and takes its answer
- * (its "Inline suggestions" language status goes from "Loading..." to done), but
- * must show nothing while the cursor is on another line.
+ * Open `name` from the explorer, wait until the editor shows `hasText`, put the
+ * cursor at the end of the file, and from then on record in the page
+ * (`globalThis.slmGhosts`) every ghost text that shows, with the time.
  */
-async function lateAnswerForAnotherLine(page) {
-  await page.getByRole("treeitem", { name: "mul.py" }).click();
+async function openAtEndWatchingGhosts(page, name, hasText) {
+  await page.getByRole("treeitem", { name }).click();
   const editor = page.locator(".monaco-editor .view-lines").first();
-  await editor.filter({ hasText: "def mul" }).waitFor();
+  await editor.filter({ hasText }).waitFor();
   await editor.click();
   await page.keyboard.press("Control+End");
   await page.evaluate(() => {
-    // In the page: every ghost text that shows from now on, with the time.
     const page = globalThis;
     page.slmGhosts = [];
     const ghostText = () =>
@@ -368,8 +365,22 @@ async function lateAnswerForAnotherLine(page) {
       }
     }).observe(page.document.body, { subtree: true, childList: true, characterData: true });
   });
-  // VS Code's own "Inline suggestions" language status: Loading... while it waits for the provider.
-  const languageStatus = (label) => page.locator(`[id="status.languageStatus"][aria-label*="${label}"]`);
+}
+
+/** VS Code's own "Inline suggestions" language status: Loading... while it waits for the provider. */
+function languageStatus(page, label) {
+  return page.locator(`[id="status.languageStatus"][aria-label*="${label}"]`);
+}
+
+/**
+ * A late answer for a position the cursor has left. In mul.py, type a space after
+ * `return` (line 2); as soon as the server has the request, move to line 1. A
+ * move changes no text, so VS Code keeps the request open and takes its answer
+ * (its "Inline suggestions" language status goes from "Loading..." to done), but
+ * must show nothing while the cursor is on another line.
+ */
+async function lateAnswerForAnotherLine(page) {
+  await openAtEndWatchingGhosts(page, "mul.py", "def mul");
   const from = serverLog().length;
   await page.keyboard.type(" ");
   await waitForLog(from, /Request 'textDocument\/inlineCompletion' received/, 30_000, "request after the space");
@@ -377,7 +388,7 @@ async function lateAnswerForAnotherLine(page) {
   await page.keyboard.press("Control+Home");
   const movedAt = await page.evaluate(() => Date.now());
   log("typed a space after `return` in mul.py; moved to line 1 once the server had the request");
-  await languageStatus("Loading...").waitFor({ timeout: 30_000 });
+  await languageStatus(page, "Loading...").waitFor({ timeout: 30_000 });
   // The answer carries the position it was asked for: line 1 (0-based), after `    return `.
   const answer = await waitForLog(
     from,
@@ -386,7 +397,7 @@ async function lateAnswerForAnotherLine(page) {
     "answer with a suggestion for line 2 after `return `",
   );
   log(`the server answered for the old position: ${answer.text.slice(answer.text.indexOf("insertText"), 80)}…`);
-  await languageStatus("No inline suggestion available").waitFor({ timeout: 30_000 });
+  await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   const early = shown.filter((g) => g.at < movedAt);
   if (early.length) {
@@ -405,23 +416,7 @@ async function lateAnswerForAnotherLine(page) {
  * ghost text. main.py, with the same untouched settings, got one above.
  */
 async function projectFileWinsOverUntouchedSetting(page) {
-  await page.getByRole("treeitem", { name: "excluded.py" }).click();
-  const editor = page.locator(".monaco-editor .view-lines").first();
-  await editor.filter({ hasText: "Kept out of completion" }).waitFor();
-  await editor.click();
-  await page.keyboard.press("Control+End");
-  await page.evaluate(() => {
-    const page = globalThis;
-    page.slmGhosts = [];
-    const ghostText = () =>
-      [...page.document.querySelectorAll(".ghost-text-decoration, .ghost-text")].map((e) => e.textContent ?? "").join("");
-    new page.MutationObserver(() => {
-      const text = ghostText();
-      if (text.trim()) {
-        page.slmGhosts.push({ at: Date.now(), text });
-      }
-    }).observe(page.document.body, { subtree: true, childList: true, characterData: true });
-  });
+  await openAtEndWatchingGhosts(page, "excluded.py", "Kept out of completion");
   const from = serverLog().length;
   await page.keyboard.type("def add(a, b):", { delay: 40 });
   await page.keyboard.press("Enter");
@@ -437,8 +432,7 @@ async function projectFileWinsOverUntouchedSetting(page) {
   if (reason !== "excluded") {
     throw new Error(`excluded.py was answered with reason ${JSON.stringify(reason)}, not "excluded": .slm-lsp.json did not hold`);
   }
-  const languageStatus = (label) => page.locator(`[id="status.languageStatus"][aria-label*="${label}"]`);
-  await languageStatus("No inline suggestion available").waitFor({ timeout: 30_000 });
+  await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   if (shown.length) {
     throw new Error(`ghost text showed in excluded.py: ${JSON.stringify(shown)}`);
