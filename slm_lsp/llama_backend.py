@@ -69,6 +69,9 @@ def file_identity(path: Path) -> str:
 
 
 class LlamaBackend:
+    """One llama.cpp model and context. Only the model thread (``backend.Worker``) calls
+    ``complete``; ``close`` runs once that thread has stopped."""
+
     def __init__(
         self,
         model_path: Path,

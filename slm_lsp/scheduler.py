@@ -74,7 +74,9 @@ def second_line_started(text: str) -> bool:
 
 
 class Scheduler:
-    """``on_model_error(exc, in_a_row)``: a backend raised (called on the model thread;
+    """Runs on the event loop's thread; the models it hands work to run on their own
+    threads (``Worker``), and ``models`` is replaced whole, never changed in place.
+    ``on_model_error(exc, in_a_row)``: a backend raised (called on the model thread;
     see ``Worker``); set before ``set_models`` to hear about it."""
 
     def __init__(self, backend: Backend | None = None, cache: CompletionCache | None = None) -> None:

@@ -116,7 +116,9 @@ class SlmProtocol(LanguageServerProtocol):
 
 
 class SlmServer(LanguageServer):
-    """Owns the session (config, model, cache, index) and the open documents."""
+    """Owns the session (config, model, cache, index) and the open documents. Its handlers
+    run on the event loop's thread; ``show_error``, ``notify_status`` and ``progress`` may
+    be called from any thread (they hand their message to the loop)."""
 
     def __init__(self, backend_factory: BackendFactory) -> None:
         sync_kind = types.TextDocumentSyncKind.Incremental

@@ -76,6 +76,11 @@ class Debouncer:
 
 
 class Workspace:
+    """One workspace's index and retrieval. Threads: ``start`` builds the index on its own
+    thread ("slm-index"), re-indexing after edits runs on the debouncer's thread, and
+    ``snippets`` runs on the event loop's; the index is safe to read while it is built, and
+    ``_lock`` guards the memo and the recent files."""
+
     def __init__(
         self, root: Path, config: IndexConfig, progress: Progress, store_dir: Path | None = None,
         quiet_s: float = EDIT_QUIET_S,
