@@ -138,9 +138,10 @@ class Runner:
         self.engine.retriever = self.workspaces[root].snippets
 
     def prompt(self, loc: Location):
+        from slm_lsp.documents import with_tree
         from slm_lsp.engine import Document
 
-        doc = Document(uri=f"file:///{loc.rel}", path=loc.rel, text=loc.text, language="python")
+        doc = with_tree(Document(uri=f"file:///{loc.rel}", path=loc.rel, text=loc.text, language="python"))
         ctx, p = self.engine.prepare(doc, loc.line, loc.character, explicit=False)
         return None if ctx.mode.value == "none" else p
 

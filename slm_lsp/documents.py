@@ -59,8 +59,7 @@ class Documents:
     def open(self, uri: str, text: str, language_id: str | None, version: int) -> Document:
         text = clean_text(text)
         language = detect_language(uri, language_id)
-        doc = Document(uri, self._path_of(uri), text, language, version, language_id or "")
-        doc = replace(doc, tree=_parsed(doc, None, ()))
+        doc = with_tree(Document(uri, self._path_of(uri), text, language, version, language_id or ""))
         self._open[uri] = doc
         return doc
 
@@ -94,6 +93,12 @@ class Documents:
 
     def __contains__(self, uri: str) -> bool:
         return uri in self._open
+
+
+def with_tree(doc: Document) -> Document:
+    """``doc`` with its syntax tree, as an opened document has it (the evaluation and the
+    fine-tune's dataset build theirs here, so they take the server's path)."""
+    return replace(doc, tree=_parsed(doc, None, ()))
 
 
 def _parsed(doc: Document, previous, edits: Sequence[Edit]):

@@ -32,6 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Sequence
 
+from slm_lsp.documents import with_tree
 from slm_lsp.engine import Completion, Document, Engine
 from slm_lsp.evaluation import metrics
 from slm_lsp.evaluation.runner import Position, complete_all
@@ -116,7 +117,7 @@ def position(problem: Problem) -> Position:
     line = problem.prompt.count("\n")
     character = len(problem.prompt) - (problem.prompt.rfind("\n") + 1)
     path = problem.task_id.replace("/", "_") + ".py"
-    return Position(Document(f"file:///humaneval/{path}", path, text, "python"), line, character)
+    return Position(with_tree(Document(f"file:///humaneval/{path}", path, text, "python")), line, character)
 
 
 def program(problem: Problem, completion: str) -> str:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from slm_lsp.config import Config, IndexConfig
 from slm_lsp.context import Context, parse_errors
+from slm_lsp.documents import with_tree
 from slm_lsp.engine import Completion, Document, Engine
 from slm_lsp.evaluation import holes as holemod
 from slm_lsp.evaluation import metrics
@@ -95,7 +96,7 @@ def punch(root: Path, held_out: Sequence[str], limit: int, seed: int, max_kb: in
 
 
 def hole_document(hole: Hole) -> Document:
-    return Document(f"file:///eval/{hole.path}", hole.path, hole.document, hole.language)
+    return with_tree(Document(f"file:///eval/{hole.path}", hole.path, hole.document, hole.language))
 
 
 def score(hole: Hole, completion: Completion, mode: str, original_errors: int) -> dict:

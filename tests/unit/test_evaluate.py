@@ -355,3 +355,13 @@ def test_eval_config_turns_the_cache_off_and_raises_the_deadline():
     config = eval_config(deadline_ms=12345, max_tokens=64)
     assert not config.cache.enable and config.completion.explicit_deadline_ms == 12345
     assert config.completion.max_tokens == 64 and not config.model.warmup
+
+
+def test_the_evaluation_completes_documents_with_their_tree_as_the_server_does() -> None:
+    """The server's documents carry the document layer's tree (retrieval and the file
+    context read it); the evaluation's must take the same path."""
+    hole = holes.Hole("a.py", "python", "line", 1, 4, 14, "def f(x):\n    \n", "return x")
+    doc = repo.hole_document(hole)
+    assert doc.tree is not None and doc.tree.root_node.type == "module"
+    problem = humaneval.Problem("HumanEval/0", "def f(x):\n    ", "\n", "return x", "", "f")
+    assert humaneval.position(problem).document.tree is not None
