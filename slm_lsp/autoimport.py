@@ -22,7 +22,7 @@ from typing import Callable, Protocol, Sequence
 
 from tree_sitter import Node
 
-from .indexing.header import head_of, import_spans, spans_in
+from .indexing.header import head_of, import_spans, spans_of
 from .indexing.model import Definition, FileSymbols, Import
 from .indexing.free_names import free_names
 from .indexing.symbols import extract, symbols_of
@@ -55,7 +55,7 @@ def missing_imports(index: ImportIndex, own: FileSymbols, document: str, row: in
     `root`: the document's current syntax tree, when there is one (else it is parsed here)."""
     if own.language not in LANGUAGES:
         return []
-    spans = spans_in(own.language, root) if root is not None else import_spans(own.language, head_of(document))
+    spans = spans_of(own.language, document, root)
     last = max((end for _, end, _ in spans), default=-1)
     if row > last + 2 and not (last < 0 and row < 5):
         return []
@@ -177,7 +177,7 @@ def single_name_style(language: str, document: str, root: Node | None = None) ->
     `root`: the document's current tree, when the caller has it."""
     if language != "python":
         return False
-    spans = spans_in(language, root) if root is not None else import_spans(language, head_of(document))
+    spans = spans_of(language, document, root)
     froms = [t for _, _, t in spans if t.startswith("from ")]
     by_module = Counter(t.split(" import ", 1)[0] for t in froms)
     repeated = sum(c - 1 for c in by_module.values())

@@ -44,6 +44,10 @@ class Document:
     language_id: str = ""  # the client's languageId, also accepted in completion.languages
     tree: tree_sitter.Tree | None = field(default=None, compare=False, repr=False)  # of `text`; None: parsed on use
 
+    @property
+    def root(self) -> tree_sitter.Node | None:
+        return self.tree.root_node if self.tree is not None else None
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -156,7 +160,7 @@ class Engine:
         try:
             found = file_context(
                 ctx.language, doc.text, ctx.row, window, parts_tokens=parts_tokens,
-                count_tokens=estimate_tokens, root=doc.tree.root_node if doc.tree is not None else None,
+                count_tokens=estimate_tokens, root=doc.root,
             )  # fmt: skip
         except Exception:  # an extra, like retrieval: never fail a completion on it
             log.exception("file context failed")

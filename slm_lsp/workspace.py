@@ -169,7 +169,7 @@ class Workspace:
             self.index, doc.path, doc.language, ctx.prefix, ctx.line_prefix, ctx.line_suffix + "\n" + ctx.suffix,
             budget_tokens=self.config.retrieval_tokens, min_score=self.config.min_score,
             recent=recent, document=doc.text, row=ctx.row,
-            count_tokens=estimate_tokens, root=doc.tree.root_node if doc.tree is not None else None,
+            count_tokens=estimate_tokens, root=doc.root,
         )  # fmt: skip
         with self._lock:
             self._memo[key] = found

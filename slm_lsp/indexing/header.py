@@ -40,8 +40,13 @@ def import_statements(language: str, head: str, root: Node | None = None) -> tup
     """(last row, text) of each top-level import statement in `head`, in order; a statement
     written over several lines becomes one line where the language allows it (Python).
     `root`: the whole document's current tree, read instead of parsing `head`."""
-    spans = spans_in(language, root) if root is not None else import_spans(language, head)
-    return tuple((last, text) for _, last, text in spans)
+    return tuple((last, text) for _, last, text in spans_of(language, head, root))
+
+
+def spans_of(language: str, text: str, root: Node | None = None) -> tuple[tuple[int, int, str], ...]:
+    """`import_spans` of a document: read from its tree `root` when there is one, else from
+    its head, parsed here."""
+    return spans_in(language, root) if root is not None else import_spans(language, head_of(text))
 
 
 @lru_cache(maxsize=32)

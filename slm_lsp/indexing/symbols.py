@@ -34,7 +34,7 @@ def parse(language: str, text: str) -> Node | None:
 
 
 def symbols_of(path_rel: str, language: str, root: Node | None) -> FileSymbols:
-    if root is None:
+    if root is None or language not in RULES:
         return FileSymbols(path_rel, language)
     definitions = extract_definitions(root, path_rel, language, RULES[language])
     return FileSymbols(path_rel, language, definitions, extract_imports(root, language))
