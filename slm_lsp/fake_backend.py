@@ -12,7 +12,7 @@ from typing import Callable
 from slm_lsp.backend import Generation, Request, cut_at_stop
 from slm_lsp.positions import common_prefix_len
 
-_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+\w+\s*\(([^)]*)\)[^:]*:\s*$", re.M)
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+\w+\s*\(([^()]*)\)[^:]*:\s*$", re.M)
 
 
 KEEP_CALLS = 50  # the fake backend's request log, for tests: the newest this many (a soak stays flat)

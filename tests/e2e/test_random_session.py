@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.rawclient import RawClient
@@ -62,6 +62,7 @@ operations = st.lists(st.one_of(edits, edits, fulls, requests, requests, others)
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=snippets(30), ops=operations)
+@example(start="def a(", ops=[])  # found in CI: an unclosed signature above the probe
 def test_random_edits_positions_and_cancellations(server, start: str, ops: list[tuple]) -> None:
     client, home = server
     uri = (home / f"doc{next(_uris)}.py").as_uri()
