@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slm-lsp finetune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, required=True, help="the repository to learn from")
     parser.add_argument("--out", type=Path, default=None, help="the adapter GGUF (default: in the run directory)")
-    parser.add_argument("--minutes", type=float, default=60.0, help="time limit for training")
+    parser.add_argument("--minutes", type=float, default=60.0, help="time limit for training (with --resume: of the whole run)")
     parser.add_argument("--steps", type=int, default=0, help="optimizer steps (default: until the time limit)")
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
     parser.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: twice the rank)")

@@ -11,8 +11,8 @@ Examples: holes at tree-sitter boundaries (``evaluation.holes``, the same kinds
 and sampling as the evaluation), each prompted by the server's ``Engine.prepare``
 with the retrieval the evaluation uses (an index without the held-out files;
 retrieval never returns the file being completed). The target is the hole's
-text, then the newline after a single-line hole, the end-of-text token after a
-multi-line one (``train.encode``). Prompts hold masked credentials
+text, then what stops the server there: the newline where it completes one line,
+the end-of-text token where it completes a block (``train.encode``). Prompts hold masked credentials
 (``prompt.build_prompt``); an example whose target holds one is dropped.
 """
 
@@ -44,7 +44,8 @@ class Example:
     path: str  # workspace-relative posix path of the holed file
     kind: str  # one of holes.KINDS
     prompt: str  # the prompt the server sends for this cursor
-    completion: str  # what the model should write there (end-of-text follows)
+    completion: str  # what the model should write there
+    mode: str = ""  # the server's mode at the cursor (context.Mode value): how the completion must end
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Prompter:
         ctx, prompt = self.engine.prepare(repo.hole_document(hole), hole.line, hole.character, explicit=True)
         if ctx.mode is Mode.NONE:
             return None
-        return Example(hole.path, hole.kind, prompt.text, hole.expected)
+        return Example(hole.path, hole.kind, prompt.text, hole.expected, ctx.mode.value)
 
     def close(self) -> None:
         self.engine.close()

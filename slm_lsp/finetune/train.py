@@ -13,6 +13,9 @@ the LoRA weights and the optimizer state (never the base model) are saved as a
 checkpoint every ``checkpoint_every`` steps and at the end; ``resume`` goes on
 from the last checkpoint with the same example order. Training stops cleanly at
 ``steps``, at the time limit (before a step that would overrun it) or at Ctrl-C.
+The learning rate warms up, then decays (cosine) over the steps or the time limit,
+whichever ends the run first; a resumed run goes on with the time its checkpoint
+had used, so the limit and the decay are the whole run's.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ class Settings:
     alpha: float = 32.0  # LoRA alpha: the update is scaled by alpha / rank
     learning_rate: float = 2e-4
     steps: int = 0  # optimizer steps; 0: as many as the time limit allows
-    minutes: float = 60.0  # time limit for training (loading and validation not counted)
+    minutes: float = 60.0  # time limit for training, a resumed run's time included (loading and validation not)
     accumulate: int = 1  # examples per optimizer step
     checkpoint_every: int = 25  # optimizer steps between checkpoints
     max_tokens: int = 2048  # longer examples lose prompt tokens from the start
     prompt_grad: bool = False  # back-propagate through the prompt too (exact gradient, about 3x slower)
     warmup_steps: int = 10  # linear learning-rate warm-up
+    final_lr: float = 0.1  # the learning rate at the end, a fraction of learning_rate (cosine decay; 1: constant)
     seed: int = 0
 
 
@@ -61,20 +65,30 @@ class Encoded:
 def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded:
     """Prompt tokens (not learned), then the completion's and how it ends (learned).
 
-    A multi-line hole ends with the end token. A single-line hole ends with the newline
-    that follows it in the file, as the server stops a line at its newline: with the end
-    token there (most examples are single lines) the model learned to end blocks after
-    their first line (rich: function bodies of 4.8 lines completed in 1.35), and with
-    nothing there it ran on along the line (`[] = [] = [] ...`); bench/accuracy.md,
-    Fine-tuning. The prompt is tokenized on its own, as llama.cpp tokenizes it; a long
-    one is cut from the start."""
+    The completion ends with what stops the server at that cursor: where it completes
+    one line (line mode) the newline after it, where it completes a block (block mode,
+    a line after a block opener or an empty line before a dedent) the end token, even
+    when the hole is one line. Learned on rich (bench/accuracy.md, Fine-tuning): the end
+    token after every single line taught the model to end blocks after their first line
+    (function bodies of 4.8 lines completed in 1.35); nothing after a line let it run on
+    along the line (`[] = [] = [] ...`); the newline after every single line let a one-line
+    hole in block mode run on past its line. An example without a mode (an older dataset)
+    ends as its kind does. The prompt is tokenized on its own, as llama.cpp tokenizes it;
+    a long one is cut from the start."""
     prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
-    if example.kind in SINGLE_LINE_KINDS:
+    if ends_at_newline(example):
         target = tokenizer(example.completion + "\n", add_special_tokens=False)["input_ids"]
     else:
         target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
     return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
+
+
+def ends_at_newline(example: Example) -> bool:
+    """Whether the server stops this completion at its line's end (else at the end token)."""
+    if "\n" in example.completion:
+        return False
+    return example.mode == "line" if example.mode else example.kind in SINGLE_LINE_KINDS
 
 
 def load_base(model_path: Path, dtype: torch.dtype = torch.float32):
@@ -135,6 +149,18 @@ def mean_loss(model, items: Sequence[Encoded], device) -> float:
     return total / max(count, 1)
 
 
+def learning_rate(settings: Settings, step: int, elapsed_s: float) -> float:
+    """The rate for optimizer step `step` (0-based): a linear warm-up, then a cosine decay to
+    `final_lr` over the run, its progress the larger of steps done and time used (a run
+    that stops at its time limit ends at the low rate, as one that stops at `steps`)."""
+    warm = min(1.0, (step + 1) / max(settings.warmup_steps, 1))
+    progress = elapsed_s / (settings.minutes * 60) if settings.minutes > 0 else 0.0
+    if settings.steps:
+        progress = max(progress, step / settings.steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return settings.learning_rate * warm * (settings.final_lr + (1 - settings.final_lr) * cosine)
+
+
 def order(n: int, step: int, seed: int) -> int:
     """The example for a global position: a fresh seeded permutation every pass."""
     rounds, index = divmod(step, n)
@@ -147,26 +173,29 @@ def checkpoints(directory: Path) -> list[Path]:
     return sorted(directory.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
-def save_checkpoint(directory: Path, step: int, model, optimizer, settings: Settings, keep: int = 2) -> Path:
+def save_checkpoint(
+    directory: Path, step: int, model, optimizer, settings: Settings, keep: int = 2, elapsed_s: float = 0.0
+) -> Path:
     """LoRA weights and optimizer state; written whole, then renamed; the oldest beyond `keep` removed."""
     private_dir(directory)
     path = directory / f"step-{step}.pt"
     tmp = path.with_suffix(".tmp")
     torch.save({"step": step, "lora": lora_state(model), "optimizer": optimizer.state_dict(),
-                "settings": asdict(settings)}, tmp)  # fmt: skip
+                "settings": asdict(settings), "elapsed_s": elapsed_s}, tmp)  # fmt: skip
     os.replace(tmp, path)
     for old in checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: Path, model, optimizer) -> int:
+def load_checkpoint(path: Path, model, optimizer) -> tuple[int, float]:
+    """(steps done, training seconds used) of a checkpoint, its weights and optimizer state loaded."""
     from peft import set_peft_model_state_dict
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     set_peft_model_state_dict(model, state["lora"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    return int(state["step"]), float(state.get("elapsed_s", 0.0))
 
 
 class Progress:
@@ -218,18 +247,16 @@ def train(
     torch.manual_seed(settings.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
-    start_step = 0
+    start_step, used_s = 0, 0.0  # used_s: training seconds of the run this one resumes
     found = checkpoints(checkpoint_dir) if resume else []
     if found:
-        start_step = load_checkpoint(found[-1], model, optimizer)
+        start_step, used_s = load_checkpoint(found[-1], model, optimizer)
         log(f"resuming from step {start_step} ({found[-1].name})")
-    warm = max(settings.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + start_step + 1) / warm))
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     mine = list(items[accelerator.process_index :: accelerator.num_processes]) or list(items)
     limit_s = settings.minutes * 60
-    bar = Progress(settings.steps, limit_s, progress if accelerator.is_main_process else None)
+    bar = Progress(settings.steps, limit_s - used_s, progress if accelerator.is_main_process else None)
     stop = {"reason": ""}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(reason="interrupted"))
     step, started, tokens, step_s = start_step, time.monotonic(), 0, 0.0
@@ -237,26 +264,28 @@ def train(
         while not stop["reason"]:
             if settings.steps and step >= settings.steps:
                 stop["reason"] = "steps"
-            elif time.monotonic() - started + step_s > limit_s:
+            elif used_s + time.monotonic() - started + step_s > limit_s:
                 stop["reason"] = "time limit"
             if _any_process(accelerator, bool(stop["reason"])):
                 stop["reason"] = stop["reason"] or "another process stopped"
                 break
             t0 = time.monotonic()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(settings, step, used_s + t0 - started)
             loss, step_tokens = _step(accelerator, model, optimizer, mine, step, settings)
-            scheduler.step()
             step, tokens = step + 1, tokens + step_tokens
             step_s = time.monotonic() - t0
             bar.update(step, step - start_step, loss, step_tokens)
             if step % settings.checkpoint_every == 0 and accelerator.is_main_process:
-                save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings)
+                elapsed = used_s + time.monotonic() - started
+                save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings, elapsed_s=elapsed)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.finish()
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process and step > start_step:
-        save_checkpoint(checkpoint_dir, step, unwrapped, optimizer, settings)
+        save_checkpoint(checkpoint_dir, step, unwrapped, optimizer, settings, elapsed_s=used_s + time.monotonic() - started)
     seconds = time.monotonic() - started
     return {"steps": step, "new_steps": step - start_step, "seconds": round(seconds, 1), "tokens": tokens,
             "stopped": stop["reason"], "main": accelerator.is_main_process,

@@ -5,6 +5,7 @@ adapter GGUF has llama.cpp's names, shapes and metadata."""
 from __future__ import annotations
 
 import io
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,44 @@ def test_the_loss_falls_on_the_completion_tokens(tmp_path):
     assert [p.name for p in train.checkpoints(tmp_path)] == ["step-40.pt"]
 
 
-def test_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path):
-    settings = train.Settings(rank=4, alpha=8, steps=6, learning_rate=1e-2, warmup_steps=3, checkpoint_every=2)
+class InterruptAt(io.StringIO):
+    """A progress stream that presses Ctrl-C when the bar shows step `step`."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def write(self, text: str) -> int:
+        if text.startswith(f"\rstep {self.step}/"):
+            signal.raise_signal(signal.SIGINT)
+        return super().write(text)
+
+
+def test_an_interrupted_run_resumed_reaches_the_weights_of_an_uninterrupted_one(tmp_path):
+    settings = train.Settings(rank=4, alpha=8, steps=6, learning_rate=1e-2, warmup_steps=3, checkpoint_every=5)
     whole = tiny_model(settings)
     run(whole, settings, tmp_path / "whole")
     first = tiny_model(settings)
-    run(first, train.Settings(**{**settings.__dict__, "steps": 4}), tmp_path / "parts")
+    stopped = train.train(first, ITEMS, settings, tmp_path / "parts", log=[].append, progress=InterruptAt(4))
+    assert stopped["stopped"] == "interrupted" and stopped["steps"] == 4
     second, lines = tiny_model(settings), []
     result = run(second, settings, tmp_path / "parts", resume=True, lines=lines)
     assert lines == ["resuming from step 4 (step-4.pt)"] and result["new_steps"] == 2
     a, b = train.lora_state(whole), train.lora_state(second)
     assert a.keys() == b.keys()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # the decay went on where it stopped
     assert not all(torch.allclose(a[k], train.lora_state(first)[k]) for k in a)  # the last two steps did something
+
+
+def test_the_learning_rate_warms_up_then_decays_over_steps_or_time():
+    s = train.Settings(learning_rate=1.0, steps=100, minutes=10, warmup_steps=10, final_lr=0.1)
+    assert train.learning_rate(s, 0, 0.0) == pytest.approx(0.1)  # warm-up: 1/10
+    assert train.learning_rate(s, 9, 0.0) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.09)))
+    assert train.learning_rate(s, 50, 0.0) == pytest.approx(0.55)  # half the steps: half-way down
+    assert train.learning_rate(s, 10, 300.0) == pytest.approx(0.55)  # half the time, fewer steps: the time counts
+    assert train.learning_rate(s, 100, 0.0) == pytest.approx(0.1) == train.learning_rate(s, 5_000, 9e9)
+    timed = train.Settings(learning_rate=2.0, steps=0, minutes=10, warmup_steps=1, final_lr=1.0)
+    assert train.learning_rate(timed, 500, 599.0) == 2.0  # final_lr 1: constant
 
 
 def test_the_prompt_without_gradients_gives_the_same_loss():
@@ -79,18 +105,24 @@ def test_the_time_limit_stops_before_a_step(tmp_path):
     assert not train.checkpoints(tmp_path)  # nothing trained, nothing saved
 
 
-def test_encode_learns_the_completion_and_how_it_ends_only():
+def test_encode_learns_the_completion_and_how_the_server_stops_it_only():
     class Tokenizer:
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [ord(c) for c in text]}
 
     from slm_lsp.finetune.dataset import Example
 
-    item = train.encode(Tokenizer(), Example("a.py", "block", "abcdef", "xy"), 0, 6)
-    assert item.ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
-    assert item.labels == [-100] * 3 + [ord("x"), ord("y"), 0]  # a block ends with the end token
-    line = train.encode(Tokenizer(), Example("a.py", "rest-of-line", "abcdef", "xy"), 0, 6)
-    assert line.labels == [-100] * 3 + [ord("x"), ord("y"), ord("\n")]  # a line with its newline
+    def labels(kind, completion, mode):
+        item = train.encode(Tokenizer(), Example("a.py", kind, "abcdef", completion, mode), 0, 6)
+        return item.ids, item.labels
+
+    ids, learned = labels("block", "xy", "block")
+    assert ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
+    assert learned == [-100] * 3 + [ord("x"), ord("y"), 0]  # a block ends with the end token
+    assert labels("rest-of-line", "xy", "line")[1][-3:] == [ord("x"), ord("y"), ord("\n")]  # line mode: the newline
+    assert labels("line", "xy", "block")[1][-3:] == [ord("x"), ord("y"), 0]  # one line in block mode: the end
+    assert labels("block", "x\ny", "line")[1][-1] == 0  # several lines end with the end token
+    assert labels("line", "xy", "")[1][-1] == ord("\n") and labels("block", "xy", "")[1][-1] == 0  # no mode: the kind
 
 
 def test_adapter_names_shapes_and_metadata(tmp_path):
