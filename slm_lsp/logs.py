@@ -45,7 +45,8 @@ class QueueWriter(logging.Handler):
         while True:
             record = self._queue.get()
             if self.dropped:
-                dropped, self.dropped = self.dropped, 0
+                with self.lock:  # emit counts under this lock (logging.Handler.handle)
+                    dropped, self.dropped = self.dropped, 0
                 note = logging.LogRecord("slm_lsp.logs", logging.WARNING, __file__, 0,
                                          "%d log records dropped: the log could not be written", (dropped,), None)  # fmt: skip
                 self._put(note)

@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     if not train_set:
         return _fail(f"no training examples in {root} (no source files with a grammar outside the held-out ones)", 1)
     _note(f"{len(train_set)} training examples, {len(valid_set)} held-out for the loss; run directory {run_dir}")
-    return _train_and_export(args, model_path, template, run_dir, out, train_set, valid_set, state, train, export)
+    try:
+        return _train_and_export(args, model_path, template, run_dir, out, train_set, valid_set, state, train, export)
+    finally:
+        state.destroy_process_group()  # under `accelerate launch`: gloo's threads left running abort the exit
 
 
 def _examples(args, root: Path, template, run_dir: Path, main: bool) -> tuple[list, list]:

@@ -170,6 +170,8 @@ settings = train.Settings(rank=4, alpha=8, steps=5, learning_rate=1e-2, warmup_s
 model = tiny_model(settings)
 result = train.train(model, ITEMS, settings, Path({out!r}), log=lambda line: None, progress=io.StringIO())
 print(json.dumps(result))
+from accelerate import PartialState
+PartialState().destroy_process_group()  # as the command does at its end
 """
 
 
