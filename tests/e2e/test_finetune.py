@@ -36,7 +36,7 @@ def finetuned(tmp_path_factory) -> dict:
     run_dir, adapter = tmp / "run", tmp / "run" / "ledger.gguf"
     command = [sys.executable, "-m", "slm_lsp", "finetune", "--repo", str(root), "--run-dir", str(run_dir),
                "--out", str(adapter), "--steps", "40", "--lr", "7e-4", "--accumulate", "2", "--examples", "120",
-               "--validation", "4", "--check", "3", "--minutes", "5"]  # fmt: skip
+               "--validation", "4", "--check", "3", "--minutes", "14"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
