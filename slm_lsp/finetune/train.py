@@ -199,13 +199,13 @@ def load_checkpoint(path: Path, model, optimizer) -> tuple[int, float]:
 
 
 class Progress:
-    """One rewritten line on stderr: step, loss, tokens a second, elapsed and time left."""
+    """One rewritten line on stderr: step, loss, learning rate, tokens a second, elapsed and time left."""
 
     def __init__(self, total_steps: int, limit_s: float, out: TextIO | None = sys.stderr) -> None:
         self.total, self.limit, self.out = total_steps, limit_s, out
         self.started, self.tokens, self.smoothed = time.monotonic(), 0, math.nan
 
-    def update(self, step: int, done_here: int, loss: float, tokens: int) -> None:
+    def update(self, step: int, done_here: int, loss: float, tokens: int, lr: float = math.nan) -> None:
         self.tokens += tokens
         self.smoothed = loss if math.isnan(self.smoothed) else 0.9 * self.smoothed + 0.1 * loss
         if self.out is None:
@@ -216,7 +216,7 @@ class Progress:
             left = min(left, elapsed / max(done_here, 1) * (self.total - step))
         of = f"/{self.total}" if self.total else ""
         rate = self.tokens / max(elapsed, 1e-9)
-        self.out.write(f"\rstep {step}{of} loss {loss:.3f} (avg {self.smoothed:.3f}) {rate:.0f} tok/s "
+        self.out.write(f"\rstep {step}{of} loss {loss:.3f} (avg {self.smoothed:.3f}) lr {lr:.1e} {rate:.0f} tok/s "
                        f"elapsed {_clock(elapsed)} left {_clock(max(left, 0))}  ")  # fmt: skip
         self.out.flush()
 
@@ -270,12 +270,13 @@ def train(
                 stop["reason"] = stop["reason"] or "another process stopped"
                 break
             t0 = time.monotonic()
+            lr = learning_rate(settings, step, used_s + t0 - started)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(settings, step, used_s + t0 - started)
+                group["lr"] = lr
             loss, step_tokens = _step(accelerator, model, optimizer, mine, step, settings)
             step, tokens = step + 1, tokens + step_tokens
             step_s = time.monotonic() - t0
-            bar.update(step, step - start_step, loss, step_tokens)
+            bar.update(step, step - start_step, loss, step_tokens, lr)
             if step % settings.checkpoint_every == 0 and accelerator.is_main_process:
                 elapsed = used_s + time.monotonic() - started
                 save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings, elapsed_s=elapsed)
