@@ -262,15 +262,17 @@ def train(
     step, started, tokens, step_s = start_step, time.monotonic(), 0, 0.0
     try:
         while not stop["reason"]:
+            elapsed = used_s + time.monotonic() - started
             if settings.steps and step >= settings.steps:
                 stop["reason"] = "steps"
-            elif used_s + time.monotonic() - started + step_s > limit_s:
+            elif elapsed + step_s > limit_s:
                 stop["reason"] = "time limit"
-            if _any_process(accelerator, bool(stop["reason"])):
+            wants_stop, elapsed = _agree(accelerator, bool(stop["reason"]), elapsed)
+            if wants_stop:
                 stop["reason"] = stop["reason"] or "another process stopped"
                 break
             t0 = time.monotonic()
-            lr = learning_rate(settings, step, used_s + t0 - started)
+            lr = learning_rate(settings, step, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, step_tokens = _step(accelerator, model, optimizer, mine, step, settings)
@@ -308,9 +310,11 @@ def _step(accelerator, model, optimizer, mine: Sequence[Encoded], step: int, set
     return sum(losses) / len(losses), tokens
 
 
-def _any_process(accelerator, flag: bool) -> bool:
-    """True when any process wants to stop (all processes must leave the loop together)."""
+def _agree(accelerator, stop: bool, elapsed_s: float) -> tuple[bool, float]:
+    """(whether any process wants to stop, the longest time used): all processes leave the
+    loop together and step with the same learning rate (their clocks differ)."""
     if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+        return stop, elapsed_s
+    value = torch.tensor([1.0 if stop else 0.0, elapsed_s], dtype=torch.float64, device=accelerator.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value[0] > 0), float(value[1])

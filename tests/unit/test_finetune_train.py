@@ -169,6 +169,7 @@ from slm_lsp.finetune import train
 settings = train.Settings(rank=4, alpha=8, steps=5, learning_rate=1e-2, warmup_steps=1, checkpoint_every=100)
 model = tiny_model(settings)
 result = train.train(model, ITEMS, settings, Path({out!r}), log=lambda line: None, progress=io.StringIO())
+result["weights"] = sum(float(v.double().sum()) for v in train.lora_state(model).values())
 print(json.dumps(result))
 from accelerate import PartialState
 PartialState().destroy_process_group()  # as the command does at its end
@@ -177,7 +178,8 @@ PartialState().destroy_process_group()  # as the command does at its end
 
 def test_the_same_loop_runs_distributed_on_two_processes(tmp_path):
     """Two processes as `accelerate launch --multi_gpu` starts them (torch.distributed.run; here on
-    the CPU, gloo): each trains on its share, they stop together, the main process writes."""
+    the CPU, gloo): each trains on its share, they stop together with the same weights, the main
+    process writes."""
     import json
     import os
     import socket
@@ -197,4 +199,5 @@ def test_the_same_loop_runs_distributed_on_two_processes(tmp_path):
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert sorted(r["main"] for r in results) == [False, True]
     assert all(r["steps"] == 5 and r["stopped"] == "steps" for r in results)
+    assert results[0]["weights"] == results[1]["weights"]  # the same gradients and the same learning rate
     assert [p.name for p in train.checkpoints(tmp_path / "ck")] == ["step-5.pt"]  # written once, by the main process
