@@ -260,9 +260,10 @@ def train(
     stop = {"reason": ""}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(reason="interrupted"))
     step, started, tokens, step_s = start_step, time.monotonic(), 0, 0.0
+    used = lambda: used_s + time.monotonic() - started  # noqa: E731  training seconds of the whole run
     try:
         while not stop["reason"]:
-            elapsed = used_s + time.monotonic() - started
+            elapsed = used()
             if settings.steps and step >= settings.steps:
                 stop["reason"] = "steps"
             elif elapsed + step_s > limit_s:
@@ -280,15 +281,14 @@ def train(
             step_s = time.monotonic() - t0
             bar.update(step, step - start_step, loss, step_tokens, lr)
             if step % settings.checkpoint_every == 0 and accelerator.is_main_process:
-                elapsed = used_s + time.monotonic() - started
-                save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings, elapsed_s=elapsed)
+                save_checkpoint(checkpoint_dir, step, accelerator.unwrap_model(model), optimizer, settings, elapsed_s=used())
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.finish()
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process and step > start_step:
-        save_checkpoint(checkpoint_dir, step, unwrapped, optimizer, settings, elapsed_s=used_s + time.monotonic() - started)
+        save_checkpoint(checkpoint_dir, step, unwrapped, optimizer, settings, elapsed_s=used())
     seconds = time.monotonic() - started
     return {"steps": step, "new_steps": step - start_step, "seconds": round(seconds, 1), "tokens": tokens,
             "stopped": stop["reason"], "main": accelerator.is_main_process,
