@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
     parser.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: twice the rank)")
     parser.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    parser.add_argument("--end-weight", type=float, default=1.0,
+                        help="loss weight of the token that ends a completion (its newline or end token)")
     parser.add_argument("--accumulate", type=int, default=1, help="examples per optimizer step")
     parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint and the same examples")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="training holes to sample")
@@ -117,6 +119,7 @@ def _train_and_export(args, model_path, template, run_dir, out, train_set, valid
     settings = train.Settings(
         rank=args.rank, alpha=args.alpha if args.alpha is not None else 2.0 * args.rank, learning_rate=args.lr,
         steps=args.steps, minutes=args.minutes, accumulate=args.accumulate, seed=args.seed,
+        end_weight=args.end_weight,
     )  # fmt: skip
     started = time.monotonic()
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32

@@ -53,6 +53,7 @@ class Settings:
     prompt_grad: bool = False  # back-propagate through the prompt too (exact gradient, about 3x slower)
     warmup_steps: int = 10  # linear learning-rate warm-up
     final_lr: float = 0.1  # the learning rate at the end, a fraction of learning_rate (cosine decay; 1: constant)
+    end_weight: float = 1.0  # the weight of the token that ends a completion (newline or end token) in the loss
     seed: int = 0
 
 
@@ -117,8 +118,12 @@ def lora_state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in get_peft_model_state_dict(model).items()}
 
 
-def example_loss(model, item: Encoded, device, prompt_grad: bool = True) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over the learned tokens of one example, and their count.
+def example_loss(
+    model, item: Encoded, device, prompt_grad: bool = True, end_weight: float = 1.0
+) -> tuple[torch.Tensor, int]:
+    """Cross-entropy over the learned tokens of one example, and their count: their mean, or
+    with `end_weight` the weighted mean where the last one (how the completion ends) counts
+    `end_weight` times.
 
     Without `prompt_grad` the prompt runs first without gradients (its keys and values
     kept in the cache) and only the completion is back-propagated: the same loss, a
@@ -127,14 +132,24 @@ def example_loss(model, item: Encoded, device, prompt_grad: bool = True) -> tupl
     learned = sum(label != IGNORE for label in item.labels)
     split = len(item.ids) - learned - 1  # the last prompt token predicts the first learned one
     if prompt_grad or split < 1:
-        ids, labels = torch.tensor([item.ids], device=device), torch.tensor([item.labels], device=device)
-        return model(input_ids=ids, labels=labels).loss, learned
-    with torch.no_grad():
-        cache = model(input_ids=torch.tensor([item.ids[:split]], device=device), use_cache=True).past_key_values
-    rest = torch.tensor([item.ids[split:]], device=device)
-    logits = model(input_ids=rest, past_key_values=cache, use_cache=True).logits[0, :-1].float()
-    target = torch.tensor(item.labels[split + 1 :], device=device)
-    return torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE), learned
+        logits = model(input_ids=torch.tensor([item.ids], device=device)).logits[0, :-1]
+        target = torch.tensor(item.labels[1:], device=device)
+    else:
+        with torch.no_grad():
+            cache = model(input_ids=torch.tensor([item.ids[:split]], device=device), use_cache=True).past_key_values
+        rest = torch.tensor([item.ids[split:]], device=device)
+        logits = model(input_ids=rest, past_key_values=cache, use_cache=True).logits[0, :-1]
+        target = torch.tensor(item.labels[split + 1 :], device=device)
+    return weighted_loss(logits.float(), target, end_weight), learned
+
+
+def weighted_loss(logits: torch.Tensor, target: torch.Tensor, end_weight: float = 1.0) -> torch.Tensor:
+    """The mean cross-entropy over the positions whose target is learned, the last one weighted `end_weight`."""
+    losses = torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    weights = (target != IGNORE).to(losses.dtype)
+    if end_weight != 1.0 and weights.any():
+        weights[int(weights.nonzero()[-1])] = end_weight
+    return (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
 
 @torch.no_grad()
@@ -249,6 +264,9 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     start_step, used_s = 0, 0.0  # used_s: training seconds of the run this one resumes
     found = checkpoints(checkpoint_dir) if resume else []
+    if not resume and accelerator.is_main_process:
+        for old in checkpoints(checkpoint_dir):  # an earlier run's: kept, they would outrank (and delete) this run's
+            old.unlink()
     if found:
         start_step, used_s = load_checkpoint(found[-1], model, optimizer)
         log(f"resuming from step {start_step} ({found[-1].name})")
@@ -301,7 +319,7 @@ def _step(accelerator, model, optimizer, mine: Sequence[Encoded], step: int, set
     for micro in range(settings.accumulate):
         item = mine[order(len(mine), step * settings.accumulate + micro, settings.seed)]
         with accelerator.accumulate(model):
-            loss, _ = example_loss(model, item, accelerator.device, settings.prompt_grad)
+            loss, _ = example_loss(model, item, accelerator.device, settings.prompt_grad, settings.end_weight)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()

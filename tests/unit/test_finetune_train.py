@@ -98,6 +98,31 @@ def test_the_prompt_without_gradients_gives_the_same_loss():
         model.zero_grad()
 
 
+def test_the_end_weight_counts_the_last_learned_token_that_many_times():
+    torch.manual_seed(1)
+    logits, target = torch.randn(5, 11), torch.tensor([-100, -100, 3, 7, 2])
+    each = torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="none")[2:]
+    assert torch.allclose(train.weighted_loss(logits, target), each.mean())
+    assert torch.allclose(train.weighted_loss(logits, target, 4.0), (each[0] + each[1] + 4 * each[2]) / 6)
+    model = tiny_model(train.Settings(rank=4, alpha=8))
+    for item in ITEMS:  # both ways of running the prompt weigh the same token
+        full, _ = train.example_loss(model, item, "cpu", prompt_grad=True, end_weight=3.0)
+        split, _ = train.example_loss(model, item, "cpu", prompt_grad=False, end_weight=3.0)
+        assert torch.allclose(full, split, atol=1e-5)
+        assert not torch.allclose(full, train.example_loss(model, item, "cpu")[0])
+
+
+def test_a_fresh_run_clears_an_earlier_runs_checkpoints(tmp_path):
+    settings = train.Settings(rank=4, alpha=8, steps=3, warmup_steps=1, checkpoint_every=2)
+    run(tiny_model(settings), train.Settings(rank=4, alpha=8, steps=9, checkpoint_every=3), tmp_path)
+    assert [p.name for p in train.checkpoints(tmp_path)] == ["step-6.pt", "step-9.pt"]
+    run(tiny_model(settings), settings, tmp_path)  # without --resume: a new run in the same directory
+    assert [p.name for p in train.checkpoints(tmp_path)] == ["step-2.pt", "step-3.pt"]
+    lines = []
+    run(tiny_model(settings), settings, tmp_path, resume=True, lines=lines)
+    assert lines == ["resuming from step 3 (step-3.pt)"]
+
+
 def test_the_time_limit_stops_before_a_step(tmp_path):
     settings = train.Settings(rank=4, alpha=8, minutes=0.0)
     result = run(tiny_model(settings), settings, tmp_path)
