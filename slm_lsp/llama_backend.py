@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from slm_lsp import kvreuse
+from slm_lsp import healing, kvreuse
 from slm_lsp.backend import Generation, Request, cut_at_stop
 from slm_lsp.llama_scratch import ScratchContext
 from slm_lsp.templates import FimTemplate
@@ -169,15 +169,8 @@ class LlamaBackend:
         with nonsense.
         """
         pieces = self.pieces()
-        heal, cut = b"", len(tokens)
-        while cut > 1 and len(tokens) - cut < 4 and tokens[cut - 1] not in self._stop_ids:
-            piece = pieces[tokens[cut - 1]]
-            if not piece or b"\n" in piece:
-                break
-            heal, cut = piece + heal, cut - 1
-            if not _is_word(piece):  # a space, operator or a token starting a word ends the back-off
-                break
-        return tokens[:cut], heal
+        cut = healing.back_off(tokens, pieces.__getitem__, self._stop_ids)
+        return tokens[:cut], b"".join(pieces[t] for t in tokens[cut:])
 
     def _allowed(self, heal: bytes) -> np.ndarray:
         """Token ids consistent with the healed text (it starts them, or they start it)."""
@@ -350,11 +343,6 @@ def _quiet_llama_logs() -> None:
         _logger.set_verbose(False)
     except (ImportError, AttributeError):
         pass
-
-
-def _is_word(piece: bytes) -> bool:
-    """True for a piece that continues a word (no leading space or punctuation)."""
-    return all(c == 95 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c >= 128 for c in piece)
 
 
 def _decode(data: bytes) -> str:

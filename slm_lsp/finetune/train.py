@@ -32,6 +32,7 @@ from typing import Callable, Sequence, TextIO
 
 import torch
 
+from slm_lsp import healing
 from slm_lsp.evaluation.holes import SINGLE_LINE_KINDS
 from slm_lsp.finetune.dataset import Example
 from slm_lsp.paths import private_dir
@@ -74,13 +75,23 @@ def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded
     (function bodies of 4.8 lines completed in 1.35); nothing after a line let it run on
     along the line (`[] = [] = [] ...`); the newline after every single line let a one-line
     hole in block mode run on past its line. An example without a mode (an older dataset)
-    ends as its kind does. The prompt is tokenized on its own, as llama.cpp tokenizes it;
-    a long one is cut from the start."""
+    ends as its kind does.
+
+    The prompt is tokenized on its own, as llama.cpp tokenizes it, and healed as the
+    server heals it (`healing.back_off`): a partial word or spaces at its end leave the
+    prompt and head the target, tokenized with the completion, so the model learns the
+    tokens it generates at that cursor (bench/accuracy.md, Session 8: without it the
+    first learned token followed a token the server never shows the model). A long
+    prompt is cut from the start."""
     prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+    piece = lambda i: tokenizer.decode([i], clean_up_tokenization_spaces=False).encode()  # noqa: E731
+    cut = healing.back_off(prompt, piece, set(tokenizer.added_tokens_decoder))  # the FIM marks among them
+    healed = tokenizer.decode(prompt[cut:], clean_up_tokenization_spaces=False) if cut < len(prompt) else ""
+    prompt = prompt[:cut]
     if ends_at_newline(example):
-        target = tokenizer(example.completion + "\n", add_special_tokens=False)["input_ids"]
+        target = tokenizer(healed + example.completion + "\n", add_special_tokens=False)["input_ids"]
     else:
-        target = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [end_id]
+        target = tokenizer(healed + example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
     return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
 

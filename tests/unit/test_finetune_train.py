@@ -130,24 +130,48 @@ def test_the_time_limit_stops_before_a_step(tmp_path):
     assert not train.checkpoints(tmp_path)  # nothing trained, nothing saved
 
 
-def test_encode_learns_the_completion_and_how_the_server_stops_it_only():
-    class Tokenizer:
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": [ord(c) for c in text]}
+class CharTokenizer:
+    """One token a character (its code point); chr(1) is a FIM mark, an added token."""
 
+    added_tokens_decoder = {1: "<mark>"}
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids, clean_up_tokenization_spaces=False):
+        return "".join(chr(i) for i in ids)
+
+
+def test_encode_learns_the_completion_and_how_the_server_stops_it_only():
     from slm_lsp.finetune.dataset import Example
 
     def labels(kind, completion, mode):
-        item = train.encode(Tokenizer(), Example("a.py", kind, "abcdef", completion, mode), 0, 6)
+        item = train.encode(CharTokenizer(), Example("a.py", kind, "abcde\n", completion, mode), 0, 6)
         return item.ids, item.labels
 
     ids, learned = labels("block", "xy", "block")
-    assert ids == [ord(c) for c in "def"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
+    assert ids == [ord(c) for c in "de\n"] + [ord("x"), ord("y"), 0]  # the prompt cut from the start
     assert learned == [-100] * 3 + [ord("x"), ord("y"), 0]  # a block ends with the end token
     assert labels("rest-of-line", "xy", "line")[1][-3:] == [ord("x"), ord("y"), ord("\n")]  # line mode: the newline
     assert labels("line", "xy", "block")[1][-3:] == [ord("x"), ord("y"), 0]  # one line in block mode: the end
     assert labels("block", "x\ny", "line")[1][-1] == 0  # several lines end with the end token
     assert labels("line", "xy", "")[1][-1] == ord("\n") and labels("block", "xy", "")[1][-1] == 0  # no mode: the kind
+
+
+def test_encode_heals_the_prompts_end_as_the_server_does():
+    from slm_lsp.finetune.dataset import Example
+
+    def split(prompt, completion):
+        item = train.encode(CharTokenizer(), Example("a.py", "line", prompt, completion, "line"), 0, 100)
+        text = "".join(chr(i) for i in item.ids)
+        at = next(i for i, label in enumerate(item.labels) if label != -100)
+        return text[:at], text[at:]
+
+    assert split("x = fo", "o(1)") == ("x =", " foo(1)\n")  # the partial word and the space before it
+    assert split("\x01    ", "row") == ("\x01   ", " row\n")  # one piece of spaces
+    assert split("\x01abc", "d") == ("\x01", "abcd\n")  # never the FIM mark
+    assert split("a\nbcdefg", "h") == ("a\nbc", "defgh\n")  # four pieces at most
+    assert split("x = f(\n", "1)") == ("x = f(\n", "1)\n")  # nothing after a newline
 
 
 def test_adapter_names_shapes_and_metadata(tmp_path):
