@@ -25,24 +25,28 @@ from slm_lsp import models, templates  # noqa: E402
 from slm_lsp.finetune import train  # noqa: E402
 from slm_lsp.finetune.dataset import read_examples  # noqa: E402
 
-GROUPS = ("first", "middle", "end")
+GROUPS = ("first", "middle", "end", "end-line", "end-block")
 
 
-def groups(labels: list[int]) -> dict[str, list[int]]:
-    """Positions (into the shifted targets) of the first learned token, the ones between, and the last."""
+def groups(labels: list[int], end_id: int) -> dict[str, list[int]]:
+    """Positions (into the shifted targets) of the first learned token, the ones between, and the last;
+    the last again as `end-line` (a newline: the server completes one line) or `end-block` (the end token)."""
     learned = [i - 1 for i, label in enumerate(labels) if label != train.IGNORE]
-    return {"first": learned[:1], "middle": learned[1:-1], "end": learned[-1:]}
+    end = learned[-1:]
+    block = bool(end) and labels[end[0] + 1] == end_id
+    return {"first": learned[:1], "middle": learned[1:-1], "end": end,
+            "end-line": [] if block else end, "end-block": end if block else []}  # fmt: skip
 
 
 @torch.no_grad()
-def measure(model, items: list[train.Encoded]) -> dict[str, dict[str, float]]:
+def measure(model, items: list[train.Encoded], end_id: int) -> dict[str, dict[str, float]]:
     sums = {g: [0.0, 0, 0] for g in GROUPS}  # loss, right, count
     for item in items:
         logits = model(input_ids=torch.tensor([item.ids])).logits[0, :-1].float()
         target = torch.tensor(item.labels[1:])
         losses = torch.nn.functional.cross_entropy(logits, target, ignore_index=train.IGNORE, reduction="none")
         right = logits.argmax(-1) == target
-        for name, positions in groups(item.labels).items():
+        for name, positions in groups(item.labels, end_id).items():
             for p in positions:
                 sums[name][0] += float(losses[p])
                 sums[name][1] += int(right[p])
@@ -69,8 +73,8 @@ def main() -> int:
     set_peft_model_state_dict(model, state["lora"])
     model.eval()
     with model.disable_adapter():
-        before = measure(model, items)
-    after = measure(model, items)
+        before = measure(model, items, end_id)
+    after = measure(model, items, end_id)
     print(json.dumps({"checkpoint": checkpoint.name, "examples": len(items), "base": before, "adapter": after}))
     return 0
 
