@@ -64,14 +64,15 @@ class Completion:
 
 
 def should_stop_block(ctx: Context, max_lines: int) -> Callable[[str], bool]:
-    """A cheap early stop for blocks: enough lines, or a line dedented out of the block."""
+    """A cheap early stop for blocks: enough lines, or a line dedented out of the block (as
+    soon as its first character shows: its indentation is known, and the line is cut)."""
     base = len(ctx.indent)
 
     def stop(text: str) -> bool:
         lines = text.split("\n")
         if len(lines) > max_lines + 1:
             return True
-        for line in lines[1:-1]:  # complete lines after the first
+        for line in lines[1:]:  # the lines after the first, the one being written included
             if line.strip() and len(line) - len(line.lstrip()) < base:
                 return True
         return False

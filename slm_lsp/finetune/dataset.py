@@ -12,14 +12,18 @@ and sampling as the evaluation), each prompted by the server's ``Engine.prepare`
 with the retrieval the evaluation uses (an index without the held-out files;
 retrieval never returns the file being completed). The target is the hole's
 text, then what stops the server there: the newline where it completes one line,
-the end-of-text token where it completes a block (``train.encode``). Prompts hold masked credentials
-(``prompt.build_prompt``); an example whose target holds one is dropped.
+the end-of-text token where it completes a block, unless the code after the hole
+leaves the block: then the way out (``way_out``: the blank lines and the start of
+the first line that dedents, where the server stops), as the base model ends a
+block (``train.encode``). Prompts hold masked credentials (``prompt.build_prompt``);
+an example whose target holds one is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -46,6 +50,7 @@ class Example:
     prompt: str  # the prompt the server sends for this cursor
     completion: str  # what the model should write there
     mode: str = ""  # the server's mode at the cursor (context.Mode value): how the completion must end
+    way_out: str = ""  # block mode: the text after the hole up to where the server stops it ("": the end token)
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,33 @@ class Prompter:
         ctx, prompt = self.engine.prepare(repo.hole_document(hole), hole.line, hole.character, explicit=True)
         if ctx.mode is Mode.NONE:
             return None
-        return Example(hole.path, hole.kind, prompt.text, hole.expected, ctx.mode.value)
+        out = way_out(hole.document[hole.offset :], ctx.indent) if ctx.mode is Mode.BLOCK else ""
+        return Example(hole.path, hole.kind, prompt.text, hole.expected, ctx.mode.value, out)
 
     def close(self) -> None:
         self.engine.close()
+
+
+_FIRST_WORD = re.compile(r"[ \t]*(\w+|\S)")
+
+
+def way_out(after: str, indent: str) -> str:
+    """How a block completion flows out of its block: the text after the cursor up to the first
+    word of the first non-blank line indented less than `indent` (where ``engine.should_stop_block``
+    stops generation and ``postprocess`` cuts); "" when the cursor line goes on after the cursor,
+    the next code stays in the block, or the file ends (the block ends with the end token)."""
+    head, newline, rest = after.partition("\n")
+    if head.strip() or not newline:
+        return ""
+    taken = head + newline
+    for line in rest.split("\n"):
+        if not line.strip():
+            taken += line + "\n"
+            continue
+        if len(line) - len(line.lstrip()) >= len(indent):
+            return ""
+        return taken + _FIRST_WORD.match(line).group(0)
+    return ""
 
 
 def build(

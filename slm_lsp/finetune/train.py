@@ -74,8 +74,11 @@ def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded
     token after every single line taught the model to end blocks after their first line
     (function bodies of 4.8 lines completed in 1.35); nothing after a line let it run on
     along the line (`[] = [] = [] ...`); the newline after every single line let a one-line
-    hole in block mode run on past its line. An example without a mode (an older dataset)
-    ends as its kind does.
+    hole in block mode run on past its line. A block whose following code dedents ends
+    as the base model ends it, flowing on into that code up to where the server stops
+    (`dataset.way_out`; bench/accuracy.md, Session 9: the base never puts the end token
+    first after a block, and training it to let the adapter's bodies run on). An example
+    without a mode (an older dataset) ends as its kind does.
 
     The prompt is tokenized on its own, as llama.cpp tokenizes it, and healed as the
     server heals it (`healing.back_off`): a partial word or spaces at its end leave the
@@ -90,6 +93,8 @@ def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded
     prompt = prompt[:cut]
     if ends_at_newline(example):
         target = tokenizer(healed + example.completion + "\n", add_special_tokens=False)["input_ids"]
+    elif example.way_out:
+        target = tokenizer(healed + example.completion + example.way_out, add_special_tokens=False)["input_ids"]
     else:
         target = tokenizer(healed + example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]

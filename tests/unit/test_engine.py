@@ -322,3 +322,16 @@ async def test_an_explicit_request_never_answers_from_the_short_prompt():
     result = await engine.complete(doc(text), text.count("\n") - 1, 4, explicit=True)
     assert not result.fallback and backend.calls[0].fallback == ""
     engine.close()
+
+
+def test_a_block_stops_as_soon_as_a_line_shows_it_has_left_the_block():
+    from slm_lsp.context import Mode
+    from slm_lsp.engine import should_stop_block
+
+    ctx = make_engine(FakeBackend()).prepare(doc(), 4, 4, explicit=True)[0]
+    assert ctx.mode is Mode.BLOCK and ctx.indent == "    "
+    stop = should_stop_block(ctx, max_lines=8)
+    assert not stop("return a + b\n    ")  # a new line, its indentation not yet known
+    assert not stop("x = a\n    return x")  # still in the block
+    assert stop("return a + b\n\ndef")  # the first word of a dedented line: out of the block
+    assert stop("\n".join(["x = 1"] * 10))  # too many lines

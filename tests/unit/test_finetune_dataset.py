@@ -119,3 +119,23 @@ def test_outputs_stay_out_of_the_repository(root, tmp_path, monkeypatch, capsys)
     assert "inside the repository" in capsys.readouterr().err
     assert sorted(p for p in root.rglob("*")) == before
     assert command.main(["--repo", str(tmp_path / "missing")]) == 2
+
+
+def test_a_block_flows_out_to_where_the_server_stops_it():
+    assert dataset.way_out("\n\n    def next(self):\n        pass\n", "        ") == "\n\n    def"
+    assert dataset.way_out("\n    @classmethod\n", "        ") == "\n    @"
+    assert dataset.way_out("\n\nclass B:\n", "    ") == "\n\nclass"
+    assert dataset.way_out("\n        y = 2\n    def f():\n", "        ") == ""  # the block goes on: the end token
+    assert dataset.way_out(" + 1\n    def f():\n", "        ") == ""  # the cursor line goes on
+    assert dataset.way_out("\n\n", "        ") == "" and dataset.way_out("", "    ") == ""  # the file ends
+
+
+def test_block_examples_carry_their_way_out(built):
+    _, train, _ = built
+    blocks = [e for e in train if e.mode == "block"]
+    assert any(e.way_out for e in blocks) and any(not e.way_out for e in blocks)
+    assert not any(e.way_out for e in train if e.mode == "line")
+    for e in blocks:
+        if e.way_out:
+            last = e.way_out.rsplit("\n", 1)[1]
+            assert e.way_out.startswith("\n") and last.strip() and not e.way_out.endswith((" ", "\n"))

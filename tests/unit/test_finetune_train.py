@@ -250,3 +250,12 @@ def test_the_same_loop_runs_distributed_on_two_processes(tmp_path):
     assert all(r["steps"] == 5 and r["stopped"] == "steps" for r in results)
     assert results[0]["weights"] == results[1]["weights"]  # the same gradients and the same learning rate
     assert [p.name for p in train.checkpoints(tmp_path / "ck")] == ["step-5.pt"]  # written once, by the main process
+
+
+def test_a_block_that_flows_out_learns_its_way_out_not_the_end_token():
+    from slm_lsp.finetune.dataset import Example
+
+    item = train.encode(CharTokenizer(), Example("a.py", "function-body", "ab\n", "xy", "block", "\n\n  d"), 0, 100)
+    assert item.labels == [-100] * 3 + [ord(c) for c in "xy\n\n  d"]  # no end token after it
+    item = train.encode(CharTokenizer(), Example("a.py", "line", "ab\n", "xy", "line", "\n  d"), 0, 100)
+    assert item.labels[-1] == ord("\n")  # line mode ends at its newline, whatever follows
