@@ -375,9 +375,11 @@ function languageStatus(page, label) {
 /**
  * A late answer for a position the cursor has left. In mul.py, type a space after
  * `return` (line 2); as soon as the server has the request, move to line 1. A
- * move changes no text, so VS Code keeps the request open and takes its answer
- * (its "Inline suggestions" language status goes from "Loading..." to done), but
- * must show nothing while the cursor is on another line.
+ * move changes no text, so VS Code keeps the request open and takes its answer,
+ * but must show nothing while the cursor is on another line. VS Code shows
+ * "Loading..." only when an answer takes over 300 ms (its status is debounced),
+ * and a warm server answers sooner, so the test does not wait for it: the
+ * answer in the server's log proves the request was kept, not cancelled.
  */
 async function lateAnswerForAnotherLine(page) {
   await openAtEndWatchingGhosts(page, "mul.py", "def mul");
@@ -388,7 +390,6 @@ async function lateAnswerForAnotherLine(page) {
   await page.keyboard.press("Control+Home");
   const movedAt = await page.evaluate(() => Date.now());
   log("typed a space after `return` in mul.py; moved to line 1 once the server had the request");
-  await languageStatus(page, "Loading...").waitFor({ timeout: 30_000 });
   // The answer carries the position it was asked for: line 1 (0-based), after `    return `.
   const answer = await waitForLog(
     from,
@@ -398,6 +399,8 @@ async function lateAnswerForAnotherLine(page) {
   );
   log(`the server answered for the old position: ${answer.text.slice(answer.text.indexOf("insertText"), 80)}…`);
   await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
+  // Past VS Code's 300 ms status debounce: time for the answer to show, were it going to.
+  await new Promise((r) => setTimeout(r, 1_000));
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   const early = shown.filter((g) => g.at < movedAt);
   if (early.length) {
@@ -433,6 +436,8 @@ async function projectFileWinsOverUntouchedSetting(page) {
     throw new Error(`excluded.py was answered with reason ${JSON.stringify(reason)}, not "excluded": .slm-lsp.json did not hold`);
   }
   await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
+  // Past VS Code's 300 ms status debounce: time for the answer to show, were it going to.
+  await new Promise((r) => setTimeout(r, 1_000));
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   if (shown.length) {
     throw new Error(`ghost text showed in excluded.py: ${JSON.stringify(shown)}`);
