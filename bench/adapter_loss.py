@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,41 +28,32 @@ from slm_lsp.finetune.dataset import read_examples  # noqa: E402
 GROUPS = ("first", "middle", "end", "end-line", "end-block", "way-out", "way-out-first")
 
 
-def groups(labels: list[int], end_id: int, content: int | None = None) -> dict[str, list[int]]:
+def groups(labels: list[int], end_id: int, stop: int = -1) -> dict[str, list[int]]:
     """Positions (into the shifted targets) of the first learned token, the ones between, and the last;
     the last again as `end-line` (a newline: the server completes one line) or `end-block` (the end token).
-    A block that flows out of its block (`Example.way_out`) has no such end: its learned tokens after the
-    first `content` ones (the completion's) are the `way-out` group, its first one (where the body
-    must stop) again as `way-out-first`."""
+    A block that flows out of its block (`Example.way_out`, `stop` the index of its way out's first token)
+    has no such end: its learned tokens from `stop` on are the `way-out` group, the first of them (where
+    the body must stop) again as `way-out-first`."""
     learned = [i - 1 for i, label in enumerate(labels) if label != train.IGNORE]
-    if content is not None:
-        return {"first": learned[:1], "middle": learned[1:content], "end": [], "end-line": [], "end-block": [],
-                "way-out": learned[max(content, 1):], "way-out-first": learned[max(content, 1):][:1]}  # fmt: skip
+    if stop >= 0:
+        out = [p for p in learned[1:] if p >= stop - 1]
+        return {"first": learned[:1], "middle": [p for p in learned[1:] if p < stop - 1], "end": [], "end-line": [],
+                "end-block": [], "way-out": out, "way-out-first": out[:1]}  # fmt: skip
     end = learned[-1:]
     block = bool(end) and labels[end[0] + 1] == end_id
     return {"first": learned[:1], "middle": learned[1:-1], "end": end,
             "end-line": [] if block else end, "end-block": end if block else [], "way-out": [], "way-out-first": []}  # fmt: skip
 
 
-def content_tokens(tokenizer, example, end_id: int, max_tokens: int) -> int | None:
-    """How many learned tokens of a flowing-out example are the completion's: those its labels share
-    with the same example ended by the end token (None: the example does not flow out)."""
-    if not example.way_out:
-        return None
-    ours = [x for x in train.encode(tokenizer, example, end_id, max_tokens).labels if x != train.IGNORE]
-    ended = [x for x in train.encode(tokenizer, replace(example, way_out=""), end_id, max_tokens).labels if x != train.IGNORE]
-    return next((i for i, (a, b) in enumerate(zip(ours, ended)) if a != b), min(len(ours), len(ended)))
-
-
 @torch.no_grad()
-def measure(model, items: list[train.Encoded], contents: list[int | None], end_id: int) -> dict[str, dict[str, float]]:
+def measure(model, items: list[train.Encoded], end_id: int) -> dict[str, dict[str, float]]:
     sums = {g: [0.0, 0, 0] for g in GROUPS}  # loss, right, count
-    for item, content in zip(items, contents):
+    for item in items:
         logits = model(input_ids=torch.tensor([item.ids])).logits[0, :-1].float()
         target = torch.tensor(item.labels[1:])
         losses = torch.nn.functional.cross_entropy(logits, target, ignore_index=train.IGNORE, reduction="none")
         right = logits.argmax(-1) == target
-        for name, positions in groups(item.labels, end_id, content).items():
+        for name, positions in groups(item.labels, end_id, item.stop).items():
             for p in positions:
                 sums[name][0] += float(losses[p])
                 sums[name][1] += int(right[p])
@@ -83,17 +73,15 @@ def main() -> int:
     settings = train.Settings(**{k: v for k, v in state["settings"].items() if k in train.Settings.__annotations__})
     base, tokenizer = train.load_base(model_path)
     end_id = tokenizer.convert_tokens_to_ids(template.stop[0])
-    examples = list(read_examples(args.run_dir / "validation.jsonl"))
-    items = [train.encode(tokenizer, e, end_id, settings.max_tokens) for e in examples]
-    contents = [content_tokens(tokenizer, e, end_id, settings.max_tokens) for e in examples]
+    items = [train.encode(tokenizer, e, end_id, settings.max_tokens) for e in read_examples(args.run_dir / "validation.jsonl")]
     model = train.add_lora(base, settings)
     from peft import set_peft_model_state_dict
 
     set_peft_model_state_dict(model, state["lora"])
     model.eval()
     with model.disable_adapter():
-        before = measure(model, items, contents, end_id)
-    after = measure(model, items, contents, end_id)
+        before = measure(model, items, end_id)
+    after = measure(model, items, end_id)
     print(json.dumps({"checkpoint": checkpoint.name, "examples": len(items), "base": before, "adapter": after}))
     return 0
 

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: twice the rank)")
     parser.add_argument("--lr", type=float, default=2e-4, help="learning rate")
     parser.add_argument("--end-weight", type=float, default=1.0,
-                        help="loss weight of the token that ends a completion (its newline or end token)")
+                        help="loss weight of the token where a completion stops (its newline, its end token, "
+                             "or the first token of its way out of the block)")
     parser.add_argument("--accumulate", type=int, default=1, help="examples per optimizer step")
     parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint and the same examples")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="training holes to sample")

@@ -54,7 +54,7 @@ class Settings:
     prompt_grad: bool = False  # back-propagate through the prompt too (exact gradient, about 3x slower)
     warmup_steps: int = 10  # linear learning-rate warm-up
     final_lr: float = 0.1  # the learning rate at the end, a fraction of learning_rate (cosine decay; 1: constant)
-    end_weight: float = 1.0  # the weight of the token that ends a completion (newline or end token) in the loss
+    end_weight: float = 1.0  # the weight in the loss of the token where a completion stops (newline, end token, way out)
     seed: int = 0
 
 
@@ -62,6 +62,7 @@ class Settings:
 class Encoded:
     ids: list[int]
     labels: list[int]
+    stop: int = -1  # the index of the learned token where the completion stops (-1: the last learned one)
 
 
 def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded:
@@ -91,14 +92,18 @@ def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded
     cut = healing.back_off(prompt, piece, set(tokenizer.added_tokens_decoder))  # the FIM marks among them
     healed = tokenizer.decode(prompt[cut:], clean_up_tokenization_spaces=False) if cut < len(prompt) else ""
     prompt = prompt[:cut]
+    stop = None  # where the completion stops, when it is not the last learned token
     if ends_at_newline(example):
         target = tokenizer(healed + example.completion + "\n", add_special_tokens=False)["input_ids"]
     elif example.way_out:
         target = tokenizer(healed + example.completion + example.way_out, add_special_tokens=False)["input_ids"]
+        content = tokenizer(healed + example.completion, add_special_tokens=False)["input_ids"]
+        stop = next((i for i, (a, b) in enumerate(zip(target, content)) if a != b), len(content))
     else:
         target = tokenizer(healed + example.completion, add_special_tokens=False)["input_ids"] + [end_id]
     prompt = prompt[max(0, len(prompt) + len(target) - max_tokens) :]
-    return Encoded(prompt + target, [IGNORE] * len(prompt) + target)
+    where = -1 if stop is None else len(prompt) + min(stop, len(target) - 1)
+    return Encoded(prompt + target, [IGNORE] * len(prompt) + target, where)
 
 
 def ends_at_newline(example: Example) -> bool:
@@ -138,7 +143,8 @@ def example_loss(
     model, item: Encoded, device, prompt_grad: bool = True, end_weight: float = 1.0
 ) -> tuple[torch.Tensor, int]:
     """Cross-entropy over the learned tokens of one example, and their count: their mean, or
-    with `end_weight` the weighted mean where the last one (how the completion ends) counts
+    with `end_weight` the weighted mean where the one at which the completion stops (its
+    newline or end token, or the first token of its way out of the block) counts
     `end_weight` times.
 
     Without `prompt_grad` the prompt runs first without gradients (its keys and values
@@ -150,21 +156,24 @@ def example_loss(
     if prompt_grad or split < 1:
         logits = model(input_ids=torch.tensor([item.ids], device=device)).logits[0, :-1]
         target = torch.tensor(item.labels[1:], device=device)
+        split = 0
     else:
         with torch.no_grad():
             cache = model(input_ids=torch.tensor([item.ids[:split]], device=device), use_cache=True).past_key_values
         rest = torch.tensor([item.ids[split:]], device=device)
         logits = model(input_ids=rest, past_key_values=cache, use_cache=True).logits[0, :-1]
         target = torch.tensor(item.labels[split + 1 :], device=device)
-    return weighted_loss(logits.float(), target, end_weight), learned
+    stop = item.stop - split - 1 if item.stop >= 0 else -1
+    return weighted_loss(logits.float(), target, end_weight, stop), learned
 
 
-def weighted_loss(logits: torch.Tensor, target: torch.Tensor, end_weight: float = 1.0) -> torch.Tensor:
-    """The mean cross-entropy over the positions whose target is learned, the last one weighted `end_weight`."""
+def weighted_loss(logits: torch.Tensor, target: torch.Tensor, end_weight: float = 1.0, stop: int = -1) -> torch.Tensor:
+    """The mean cross-entropy over the positions whose target is learned, the one at `stop`
+    (-1: the last learned one) weighted `end_weight`."""
     losses = torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
     weights = (target != IGNORE).to(losses.dtype)
     if end_weight != 1.0 and weights.any():
-        weights[int(weights.nonzero()[-1])] = end_weight
+        weights[stop if stop >= 0 else int(weights.nonzero()[-1])] = end_weight
     return (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
 

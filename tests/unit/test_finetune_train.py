@@ -104,8 +104,10 @@ def test_the_end_weight_counts_the_last_learned_token_that_many_times():
     each = torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="none")[2:]
     assert torch.allclose(train.weighted_loss(logits, target), each.mean())
     assert torch.allclose(train.weighted_loss(logits, target, 4.0), (each[0] + each[1] + 4 * each[2]) / 6)
+    assert torch.allclose(train.weighted_loss(logits, target, 4.0, stop=3), (each[0] + 4 * each[1] + each[2]) / 6)
     model = tiny_model(train.Settings(rank=4, alpha=8))
-    for item in ITEMS:  # both ways of running the prompt weigh the same token
+    flowing_out = train.Encoded([1, 2, 3, 4, 5, 6, 7], [-100, -100, -100, -100, 5, 6, 7], stop=5)
+    for item in [*ITEMS, flowing_out]:  # both ways of running the prompt weigh the same token
         full, _ = train.example_loss(model, item, "cpu", prompt_grad=True, end_weight=3.0)
         split, _ = train.example_loss(model, item, "cpu", prompt_grad=False, end_weight=3.0)
         assert torch.allclose(full, split, atol=1e-5)
@@ -257,5 +259,6 @@ def test_a_block_that_flows_out_learns_its_way_out_not_the_end_token():
 
     item = train.encode(CharTokenizer(), Example("a.py", "function-body", "ab\n", "xy", "block", "\n\n  d"), 0, 100)
     assert item.labels == [-100] * 3 + [ord(c) for c in "xy\n\n  d"]  # no end token after it
+    assert item.stop == 5 and chr(item.labels[item.stop]) == "\n"  # where the body stops: the way out's first token
     item = train.encode(CharTokenizer(), Example("a.py", "line", "ab\n", "xy", "line", "\n  d"), 0, 100)
     assert item.labels[-1] == ord("\n")  # line mode ends at its newline, whatever follows
