@@ -78,8 +78,9 @@ def encode(tokenizer, example: Example, end_id: int, max_tokens: int) -> Encoded
     hole in block mode run on past its line. A block whose following code dedents ends
     as the base model ends it, flowing on into that code up to where the server stops
     (`dataset.way_out`; bench/accuracy.md, Session 9: the base never puts the end token
-    first after a block, and training it to let the adapter's bodies run on). An example
-    without a mode (an older dataset) ends as its kind does.
+    first after a block; Session 10: measured against the end token, within one standard
+    error, and bodies run on either way, as training makes the stop itself less likely
+    on held-out files). An example without a mode (an older dataset) ends as its kind does.
 
     The prompt is tokenized on its own, as llama.cpp tokenizes it, and healed as the
     server heals it (`healing.back_off`): a partial word or spaces at its end leave the
