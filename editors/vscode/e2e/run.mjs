@@ -373,6 +373,15 @@ function languageStatus(page, label) {
 }
 
 /**
+ * VS Code's "No inline suggestion available", then 1 s more: past its 300 ms status
+ * debounce, time for an answer to show as ghost text, were it going to.
+ */
+async function settledWithNoSuggestion(page) {
+  await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
+  await new Promise((r) => setTimeout(r, 1_000));
+}
+
+/**
  * A late answer for a position the cursor has left. In mul.py, type a space after
  * `return` (line 2); as soon as the server has the request, move to line 1. A
  * move changes no text, so VS Code keeps the request open and takes its answer,
@@ -398,9 +407,7 @@ async function lateAnswerForAnotherLine(page) {
     "answer with a suggestion for line 2 after `return `",
   );
   log(`the server answered for the old position: ${answer.text.slice(answer.text.indexOf("insertText"), 80)}…`);
-  await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
-  // Past VS Code's 300 ms status debounce: time for the answer to show, were it going to.
-  await new Promise((r) => setTimeout(r, 1_000));
+  await settledWithNoSuggestion(page);
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   const early = shown.filter((g) => g.at < movedAt);
   if (early.length) {
@@ -435,9 +442,7 @@ async function projectFileWinsOverUntouchedSetting(page) {
   if (reason !== "excluded") {
     throw new Error(`excluded.py was answered with reason ${JSON.stringify(reason)}, not "excluded": .slm-lsp.json did not hold`);
   }
-  await languageStatus(page, "No inline suggestion available").waitFor({ timeout: 30_000 });
-  // Past VS Code's 300 ms status debounce: time for the answer to show, were it going to.
-  await new Promise((r) => setTimeout(r, 1_000));
+  await settledWithNoSuggestion(page);
   const shown = await page.evaluate(() => globalThis.slmGhosts);
   if (shown.length) {
     throw new Error(`ghost text showed in excluded.py: ${JSON.stringify(shown)}`);
