@@ -2,6 +2,7 @@
 
     slm-lsp eval --repo DIR [--holdout-fraction F] [--limit N] [--seed S] [--modes none,repo] [--json OUT]
                  [--adapter ADAPTER.gguf]  (the last mode again with the LoRA adapter, paired)
+                 [--baseline REPORT.json]  (the modes without the adapter from an earlier report, rechecked)
     slm-lsp eval --humaneval single-line|multi-line|random-span [--data-dir PATH] [--limit N] [--json OUT]
 
 Both go through the server's ``Engine`` and model (explicit requests, no cache,
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=None, help="override completion.max_tokens")
     parser.add_argument("--max-lines", type=int, default=None, help="override completion.max_lines")
     parser.add_argument("--adapter", type=Path, default=None, help="repo: the last mode again with this LoRA adapter")
+    parser.add_argument(
+        "--baseline", type=Path, default=None,
+        help="repo: take the modes without the adapter from this earlier --json report (same settings); "
+        f"its first {repo.RECHECK} holes are completed again and must agree",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     parser.add_argument("--summary-only", action="store_true", help="leave the per-hole records out of --json")
     return parser
@@ -64,16 +70,29 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
         return 2
     tuned = dataclasses.replace(config, model=dataclasses.replace(config.model, adapter=str(args.adapter or "")))
     try:
+        baseline_model, baseline = _baseline(args, config, modes)
+    except ValueError as exc:
+        print(f"slm-lsp eval: --baseline {args.baseline}: {exc}", file=sys.stderr)
+        return 2
+    try:
         engine, model = build_engine(config, factory)
         adapter_engine = build_engine(tuned, factory)[0] if args.adapter is not None else None
     except Exception as exc:  # a missing or broken model: say so, no stack trace
         print(f"slm-lsp eval: could not load the model: {exc}", file=sys.stderr)
         return 1
+    if args.baseline is not None and baseline_model != model:
+        engine.close()
+        adapter_engine.close()
+        print(f"slm-lsp eval: --baseline {args.baseline}: is for model {baseline_model!r}, not {model!r}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     try:
-        report = _run(args, engine, config, modes, adapter_engine)
+        report = _run(args, engine, config, modes, adapter_engine, baseline)
     except FileNotFoundError as exc:
         print(f"slm-lsp eval: {exc}", file=sys.stderr)
+        return 2
+    except repo.BaselineMismatch as exc:
+        print(f"slm-lsp eval: --baseline {args.baseline}: {exc}", file=sys.stderr)
         return 2
     finally:
         engine.close()
@@ -81,6 +100,8 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
             adapter_engine.close()
     report = {"model": model, "command": _command(argv), "settings": _settings(args, config, modes),
               "seconds": round(time.monotonic() - started, 1), **report}  # fmt: skip
+    if "reused" in report:
+        report["reused"] = {"report": str(args.baseline), "rechecked": repo.RECHECK, "holes": report["reused"]}
     print(render(report), file=out)
     if args.json is not None:
         if args.summary_only:
@@ -90,12 +111,12 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
     return 0
 
 
-def _run(args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...], adapter_engine=None) -> dict:
+def _run(args: argparse.Namespace, engine, config: Config, modes, adapter_engine=None, baseline=None) -> dict:
     if args.repo is not None:
         limit = 100 if args.limit is None else args.limit
         return repo.run_repo(
             engine, args.repo, fraction=args.holdout_fraction, limit=limit, seed=args.seed, modes=modes,
-            config=config, adapter_engine=adapter_engine,
+            config=config, adapter_engine=adapter_engine, baseline=baseline, recheck=repo.RECHECK,
         )  # fmt: skip
     data_dir = args.data_dir or humaneval.default_data_dir()
     return humaneval.run_humaneval(engine, args.humaneval, data_dir, limit=args.limit, seed=args.seed)
@@ -111,6 +132,31 @@ def _settings(args: argparse.Namespace, config: Config, modes: tuple[str, ...]) 
                      "retrieval_tokens": config.index.retrieval_tokens, "min_score": config.index.min_score,
                      "file_parts_tokens": config.context.file_parts_tokens}  # fmt: skip
     return settings
+
+
+def _baseline(args: argparse.Namespace, config: Config, modes: tuple[str, ...]) -> tuple[str, dict[str, list[dict]]]:
+    """The earlier report's model and records by mode, if it was run on this repository with these settings.
+
+    Raises ValueError for a report that cannot be reused (unreadable, no records, other settings)."""
+    if args.baseline is None:
+        return "", {}
+    if args.repo is None or args.adapter is None:
+        raise ValueError("takes --repo and --adapter (it saves the modes without the adapter)")
+    try:
+        earlier = json.loads(args.baseline.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"not a readable report ({exc})") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("records"), list):
+        raise ValueError("has no per-hole records (written with --summary-only?)")
+    if earlier.get("repo") != args.repo.resolve().name:
+        raise ValueError(f"is for repository {earlier.get('repo')!r}")
+    wanted = {k: v for k, v in _settings(args, config, modes).items() if k != "adapter"}
+    theirs = earlier.get("settings", {})
+    differ = [f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in wanted.items() if theirs.get(k) != v]
+    if differ:
+        raise ValueError("was run with other settings: " + ", ".join(differ))
+    by_mode = {mode: [r for r in earlier["records"] if r.get("mode") == mode] for mode in modes}
+    return str(earlier.get("model", "")), {mode: records for mode, records in by_mode.items() if records}
 
 
 def _command(argv: list[str]) -> str:

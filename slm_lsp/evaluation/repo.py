@@ -4,6 +4,11 @@ A seeded hash of each source file's path holds a fraction of the files out;
 the workspace index is built over the rest (in a temporary store), and holes
 are punched in the held-out files only, so retrieval can never find the answer
 verbatim in the file itself.
+
+A mode without the adapter is deterministic (greedy, no cache), so an adapter's
+evaluation may take that mode's records from an earlier report (``baseline``):
+the holes must be the same, and the first ``recheck`` of them are completed again
+and must give the same completions, or the evaluation stops (``BaselineMismatch``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from slm_lsp.config import Config, IndexConfig
 from slm_lsp.context import Context, parse_errors
@@ -32,6 +37,12 @@ MODES = ("none", "file", "repo")  # the window only; + the rest of the file (con
 FLAGS = ("exact", "parses", "empty", "overlong")
 SCORES = ("edit_similarity", "identifier_f1")
 _GLOB_SPECIAL = "\\*?[!#"
+HOLE_FIELDS = ("path", "kind", "line", "character", "expected")  # what makes two records the same hole
+RECHECK = 16  # holes of a reused mode completed again, in order from the first
+
+
+class BaselineMismatch(ValueError):
+    """An earlier report whose records are not this evaluation's: other holes, or other completions."""
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,14 @@ def run_repo(
     modes: Sequence[str],
     config: Config,
     adapter_engine: Engine | None = None,
+    baseline: Mapping[str, Sequence[dict]] | None = None,
+    recheck: int = RECHECK,
 ) -> dict:
     """Hold out, index, punch, complete in each mode; the report (summary and records).
 
     With `adapter_engine` (the model with a LoRA adapter) the last mode runs again
-    with it, on the same holes and retrieval, as mode "<last>+adapter"."""
+    with it, on the same holes and retrieval, as mode "<last>+adapter". `baseline`
+    maps a mode to an earlier report's records for it, reused after a recheck."""
     root = root.resolve()
     holdout = split_holdout(source_files(root, config.index), fraction, seed)
     chosen = punch(root, holdout.held_out, limit, seed, config.index.max_file_kb)
@@ -151,12 +165,22 @@ def run_repo(
         runs = [(engine, mode, mode) for mode in modes]
         if adapter_engine is not None:
             runs.append((adapter_engine, modes[-1], f"{modes[-1]}+adapter"))
+        reused: dict[str, int] = {}
         for runner, mode, label in runs:
+            earlier = (baseline or {}).get(label) if runner is engine else None
+            if earlier is not None:
+                same_holes(earlier, chosen, label)
             runner.repo_name = root.name
             runner.config = replace(config, context=replace(config.context, file_context=mode != "none"))
             runner.retriever = make_retriever(index, config.index) if mode == "repo" and index is not None else None
-            done = complete_all(runner, positions, label=f"{root.name} {label}")
-            records += [score(h, c, label, errors[h.path]) for h, c in zip(chosen, done)]
+            todo = positions if earlier is None else positions[: max(recheck, 0)]
+            done = complete_all(runner, todo, label=f"{root.name} {label}" + (" (recheck)" if earlier else ""))
+            fresh = [score(h, c, label, errors[h.path]) for h, c in zip(chosen, done)]
+            if earlier is not None:
+                same_completions(earlier, fresh, label)
+                reused[label] = len(chosen) - len(fresh)
+                fresh += [dict(r) for r in earlier[len(fresh) :]]
+            records += fresh
             runner.retriever, runner.config = None, config
     paired = {f"{mode}-vs-{modes[0]}": metrics.paired(records, modes[0], mode, "edit_similarity") for mode in modes[1:]}
     if adapter_engine is not None:
@@ -173,5 +197,25 @@ def run_repo(
         "holes_by_kind": {k: sum(h.kind == k for h in chosen) for k in holemod.KINDS},
         "summary": metrics.group_summaries(records, ("mode", "kind"), FLAGS, SCORES),
         "paired": paired,
+        **({"reused": reused} if reused else {}),
         "records": records,
     }
+
+
+def same_holes(earlier: Sequence[dict], chosen: Sequence[Hole], label: str) -> None:
+    """Raise BaselineMismatch unless `earlier` are records of exactly these holes, in order."""
+    if len(earlier) != len(chosen):
+        raise BaselineMismatch(f"the earlier {label!r} records are {len(earlier)} holes, this evaluation has {len(chosen)}")
+    for i, (record, hole) in enumerate(zip(earlier, chosen)):
+        if any(record.get(f) != getattr(hole, f) for f in HOLE_FIELDS):
+            raise BaselineMismatch(f"hole {i} of mode {label!r} is not the earlier report's ({hole.path}:{hole.line + 1})")
+
+
+def same_completions(earlier: Sequence[dict], fresh: Sequence[dict], label: str) -> None:
+    """Raise BaselineMismatch unless the holes completed again got the earlier completions."""
+    differ = [i for i, (old, new) in enumerate(zip(earlier, fresh)) if old.get("completion") != new["completion"]]
+    if differ:
+        raise BaselineMismatch(
+            f"{len(differ)} of the {len(fresh)} {label!r} holes completed again differ from the earlier report "
+            f"(first: hole {differ[0]}): the code, model or settings changed; run without --baseline"
+        )  # fmt: skip

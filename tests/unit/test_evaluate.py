@@ -332,6 +332,64 @@ def test_adapter_mode_runs_the_last_mode_again_paired(tmp_path, capsys):
     assert evaluate.main(["--repo", str(tmp_path / "repo"), "--adapter", str(tmp_path / "none.gguf")], factory=factory) == 2
 
 
+def test_baseline_reuses_the_modes_without_the_adapter_after_a_recheck(tmp_path, capsys, monkeypatch):
+    """--baseline: the earlier report's records for the base modes, its first holes completed again."""
+    make_repo(tmp_path / "repo")
+    adapter = tmp_path / "a.gguf"
+    adapter.write_bytes(b"GGUF")
+    backends = []
+
+    def factory(config, base=None):
+        backend = FakeBackend({"<|fim_middle|>": ""}) if config.model.adapter else (base or FakeBackend())
+        backends.append(backend)
+        return backend, QWEN, "fake"
+
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    argv = ["--repo", str(tmp_path / "repo"), "--limit", "12", "--adapter", str(adapter)]
+    assert evaluate.main(argv + ["--json", str(first)], factory=factory) == 0
+    monkeypatch.setattr(repo, "RECHECK", 3)
+    backends.clear()
+    assert evaluate.main(argv + ["--baseline", str(first), "--json", str(second)], factory=factory) == 0
+    earlier, report = json.loads(first.read_text()), json.loads(second.read_text())
+    assert len(backends[0].calls) == 2 * 3  # modes none and repo: three holes each, the rest reused
+    assert len(backends[1].calls) == 12  # the adapter's mode always runs
+    assert report["reused"] == {"report": str(first), "rechecked": 3, "holes": {"none": 9, "repo": 9}}
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "latency_ms"} for r in rs]  # noqa: E731
+    assert strip(report["records"]) == strip(earlier["records"])
+    assert report["summary"]["repo"]["all"]["exact"] == earlier["summary"]["repo"]["all"]["exact"]
+    assert report["paired"]["repo+adapter-vs-repo exact"] == earlier["paired"]["repo+adapter-vs-repo exact"]
+
+    # a model that now answers otherwise: the recheck finds it and nothing is reused
+    capsys.readouterr()
+    changed = lambda config: factory(config, FakeBackend({"": "x = 0"}))  # noqa: E731
+    assert evaluate.main(argv + ["--baseline", str(first)], factory=changed) == 2
+    assert "differ from the earlier report" in capsys.readouterr().err
+    # other settings, another repository, no records, no adapter: refused before any model loads
+    backends.clear()
+    for bad in (["--max-lines", "3"], ["--seed", "2"], ["--modes", "repo"]):
+        assert evaluate.main(argv + bad + ["--baseline", str(first)], factory=factory) == 2
+        assert "other settings" in capsys.readouterr().err
+    summary_only = tmp_path / "summary.json"
+    summary_only.write_text(json.dumps({k: v for k, v in earlier.items() if k != "records"}))
+    assert evaluate.main(argv + ["--baseline", str(summary_only)], factory=factory) == 2
+    assert "no per-hole records" in capsys.readouterr().err
+    assert evaluate.main(argv[:-2] + ["--baseline", str(first)], factory=factory) == 2
+    assert "takes --repo and --adapter" in capsys.readouterr().err
+    assert backends == []
+
+
+def test_a_baseline_of_other_holes_is_refused(tmp_path):
+    make_repo(tmp_path / "repo")
+    chosen = repo.punch(tmp_path / "repo", repo.source_files(tmp_path / "repo"), 4, 0)
+    records = [{f: getattr(h, f) for f in repo.HOLE_FIELDS} for h in chosen]
+    repo.same_holes(records, chosen, "repo")
+    with pytest.raises(repo.BaselineMismatch, match="3 holes"):
+        repo.same_holes(records[:3], chosen, "repo")
+    moved = [dict(records[0], line=records[0]["line"] + 1)] + records[1:]
+    with pytest.raises(repo.BaselineMismatch, match="hole 0"):
+        repo.same_holes(moved, chosen, "repo")
+
+
 def test_humaneval_command_with_the_fake_backend(tmp_path, capsys):
     out = tmp_path / "he.json"
     argv = ["--", "--humaneval", "single-line", "--data-dir", str(MINI), "--json", str(out), "--summary-only"]
