@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
     return 0
 
 
-def _run(args: argparse.Namespace, engine, config: Config, modes, adapter_engine=None, baseline=None) -> dict:
+def _run(
+    args: argparse.Namespace, engine, config: Config, modes: tuple[str, ...], adapter_engine=None, baseline=None
+) -> dict:
     if args.repo is not None:
         limit = 100 if args.limit is None else args.limit
         return repo.run_repo(
