@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
     report = {"model": model, "command": _command(argv), "settings": _settings(args, config, modes),
               "seconds": round(time.monotonic() - started, 1), **report}  # fmt: skip
     if "reused" in report:
-        report["reused"] = {"report": str(args.baseline), "rechecked": repo.RECHECK, "holes": report["reused"]}
+        report["reused"] = {"report": str(args.baseline), "rechecked": min(repo.RECHECK, report["holes"]),
+                            "holes": report["reused"]}  # fmt: skip
     print(render(report), file=out)
     if args.json is not None:
         if args.summary_only:
