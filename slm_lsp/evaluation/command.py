@@ -80,13 +80,10 @@ def main(argv: list[str] | None = None, factory: Callable | None = None, out: Te
     except Exception as exc:  # a missing or broken model: say so, no stack trace
         print(f"slm-lsp eval: could not load the model: {exc}", file=sys.stderr)
         return 1
-    if args.baseline is not None and baseline_model != model:
-        engine.close()
-        adapter_engine.close()
-        print(f"slm-lsp eval: --baseline {args.baseline}: is for model {baseline_model!r}, not {model!r}", file=sys.stderr)
-        return 2
     started = time.monotonic()
     try:
+        if args.baseline is not None and baseline_model != model:
+            raise repo.BaselineMismatch(f"is for model {baseline_model!r}, not {model!r}")
         report = _run(args, engine, config, modes, adapter_engine, baseline)
     except FileNotFoundError as exc:
         print(f"slm-lsp eval: {exc}", file=sys.stderr)

@@ -364,6 +364,9 @@ def test_baseline_reuses_the_modes_without_the_adapter_after_a_recheck(tmp_path,
     changed = lambda config: factory(config, FakeBackend({"": "x = 0"}))  # noqa: E731
     assert evaluate.main(argv + ["--baseline", str(first)], factory=changed) == 2
     assert "differ from the earlier report" in capsys.readouterr().err
+    renamed = lambda config: (factory(config)[0], QWEN, "other")  # noqa: E731
+    assert evaluate.main(argv + ["--baseline", str(first)], factory=renamed) == 2
+    assert "is for model 'fake', not 'other'" in capsys.readouterr().err
     # other settings, another repository, no records, no adapter: refused before any model loads
     backends.clear()
     for bad in (["--max-lines", "3"], ["--seed", "2"], ["--modes", "repo"]):
