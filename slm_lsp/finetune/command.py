@@ -25,32 +25,44 @@ from pathlib import Path
 from slm_lsp import gguf as gguf_meta
 from slm_lsp import models, paths, templates
 from slm_lsp.finetune import dataset
+from slm_lsp.finetune.settings import Settings
 
 DEFAULT_EXAMPLES = 2000
+DEFAULTS = Settings()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slm-lsp finetune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, required=True, help="the repository to learn from")
     parser.add_argument("--out", type=Path, default=None, help="the adapter GGUF (default: in the run directory)")
-    parser.add_argument("--minutes", type=float, default=60.0, help="time limit for training (with --resume: of the whole run)")
-    parser.add_argument("--steps", type=int, default=0, help="optimizer steps (default: until the time limit)")
-    parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    parser.add_argument("--minutes", type=float, default=DEFAULTS.minutes,
+                        help="time limit for training (with --resume: of the whole run)")
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimizer steps (default: until the time limit)")
+    parser.add_argument("--rank", type=int, default=DEFAULTS.rank, help="LoRA rank")
     parser.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: twice the rank)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="learning rate")
-    parser.add_argument("--end-weight", type=float, default=1.0,
+    parser.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="learning rate")
+    parser.add_argument("--end-weight", type=float, default=DEFAULTS.end_weight,
                         help="loss weight of the token where a completion stops (its newline, its end token, "
                              "or the first token of its way out of the block)")
-    parser.add_argument("--accumulate", type=int, default=1, help="examples per optimizer step")
+    parser.add_argument("--accumulate", type=int, default=DEFAULTS.accumulate, help="examples per optimizer step")
     parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint and the same examples")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="training holes to sample")
     parser.add_argument("--validation", type=int, default=16, help="held-out examples whose loss is printed")
     parser.add_argument("--holdout-fraction", type=float, default=0.2, help="as `slm-lsp eval --repo` (not trained on)")
-    parser.add_argument("--seed", type=int, default=0, help="as `slm-lsp eval --repo`")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="as `slm-lsp eval --repo`")
     parser.add_argument("--check", type=int, default=8, help="examples for the llama.cpp agreement check (0: off)")
     parser.add_argument("--model", default="", help="base model GGUF (default: the bundled model)")
     parser.add_argument("--run-dir", type=Path, default=None, help="where the dataset and checkpoints go")
     return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The training settings the command line asks for; what it leaves out stays at `Settings`' defaults."""
+    return Settings(
+        rank=args.rank, alpha=args.alpha if args.alpha is not None else 2.0 * args.rank, learning_rate=args.lr,
+        steps=args.steps, minutes=args.minutes, accumulate=args.accumulate, seed=args.seed,
+        end_weight=args.end_weight,
+    )  # fmt: skip
 
 
 def run_dir_for(root: Path) -> Path:
@@ -117,11 +129,7 @@ def _examples(args, root: Path, template, run_dir: Path, main: bool) -> tuple[li
 def _train_and_export(args, model_path, template, run_dir, out, train_set, valid_set, state, train, export) -> int:
     import torch
 
-    settings = train.Settings(
-        rank=args.rank, alpha=args.alpha if args.alpha is not None else 2.0 * args.rank, learning_rate=args.lr,
-        steps=args.steps, minutes=args.minutes, accumulate=args.accumulate, seed=args.seed,
-        end_weight=args.end_weight,
-    )  # fmt: skip
+    settings = settings_from(args)
     started = time.monotonic()
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     base, tokenizer = train.load_base(model_path, dtype)

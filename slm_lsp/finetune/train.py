@@ -35,27 +35,11 @@ import torch
 from slm_lsp import healing
 from slm_lsp.evaluation.holes import SINGLE_LINE_KINDS
 from slm_lsp.finetune.dataset import Example
+from slm_lsp.finetune.settings import Settings
 from slm_lsp.paths import private_dir
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE = -100  # label of a token that is not learned (the prompt)
-
-
-@dataclass(frozen=True)
-class Settings:
-    rank: int = 16  # LoRA rank
-    alpha: float = 32.0  # LoRA alpha: the update is scaled by alpha / rank
-    learning_rate: float = 2e-4
-    steps: int = 0  # optimizer steps; 0: as many as the time limit allows
-    minutes: float = 60.0  # time limit for training, a resumed run's time included (loading and validation not)
-    accumulate: int = 1  # examples per optimizer step
-    checkpoint_every: int = 25  # optimizer steps between checkpoints
-    max_tokens: int = 2048  # longer examples lose prompt tokens from the start
-    prompt_grad: bool = False  # back-propagate through the prompt too (exact gradient, about 3x slower)
-    warmup_steps: int = 10  # linear learning-rate warm-up
-    final_lr: float = 0.1  # the learning rate at the end, a fraction of learning_rate (cosine decay; 1: constant)
-    end_weight: float = 1.0  # the weight in the loss of the token where a completion stops (newline, end token, way out)
-    seed: int = 0
 
 
 @dataclass

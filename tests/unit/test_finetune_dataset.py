@@ -139,3 +139,13 @@ def test_block_examples_carry_their_way_out(built):
         if e.way_out:
             last = e.way_out.rsplit("\n", 1)[1]
             assert e.way_out.startswith("\n") and last.strip() and not e.way_out.endswith((" ", "\n"))
+
+
+def test_the_command_line_defaults_are_the_settings_defaults():
+    from slm_lsp.finetune import command
+    from slm_lsp.finetune.settings import Settings
+
+    parse = command.build_parser().parse_args
+    assert command.settings_from(parse(["--repo", "r"])) == Settings()
+    asked = command.settings_from(parse(["--repo", "r", "--rank", "8", "--end-weight", "1", "--lr", "1e-3"]))
+    assert (asked.rank, asked.alpha, asked.end_weight, asked.learning_rate) == (8, 16.0, 1.0, 1e-3)
